@@ -7,9 +7,33 @@
 //! this crate allocates, does I/O, or panics on any input: every truncated or
 //! malformed frame gives an [`Error`].
 
-mod frame;
+pub mod arp;
+pub mod checksum;
+pub mod encap;
+pub mod ethernet;
+pub mod fuzzing;
+pub mod gre;
+pub mod gue;
+pub mod icmp;
+pub mod ipv4;
+pub mod ipv6;
+pub mod rewrite;
+pub mod sctp;
+pub mod tcp;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod udp;
 
+mod frame;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+pub use encap::{TunnelInfo, TunnelKind, decapsulate, encap_len, encapsulate, parse_tunnel};
 pub use frame::FrameBuf;
+pub use icmp::build_too_big;
+pub use parse::{parse_frame, verify_l4_checksum};
+pub use rewrite::{Side, set_dst, set_icmp_error, set_macs, set_src, swap_macs};
 
 use rvs_types::{Addr, Af, Proto};
 use std::fmt;

@@ -1,0 +1,206 @@
+//! Entry points for fuzzers (the cargo-fuzz targets in `fuzz/` and a
+//! randomized `#[test]`).
+//!
+//! Each function takes arbitrary bytes, must never panic on its own, and
+//! asserts the invariants that must hold whatever the input (so a fuzzer
+//! finds a violated invariant as a crash). No allocation: working copies
+//! live in a fixed stack buffer; inputs longer than [`MAX_INPUT`] are cut.
+
+use crate::encap::TunnelKind;
+use crate::rewrite::Side;
+use crate::{FrameBuf, PacketInfo, Parsed};
+use rvs_types::{Addr, Af};
+
+/// Longest input the fuzz entry points look at.
+pub const MAX_INPUT: usize = 4096;
+const HEADROOM: usize = 128;
+const BUF: usize = HEADROOM + MAX_INPUT + 1600;
+
+const GUE_PORTS: [u16; 2] = [6080, 5555];
+
+fn cut(data: &[u8]) -> &[u8] {
+    &data[..data.len().min(MAX_INPUT)]
+}
+
+fn check_info(frame: &[u8], info: &PacketInfo) {
+    assert!(info.l3_off <= info.l4_off);
+    assert!(usize::from(info.l4_off) <= info.l3_end());
+    assert!(info.l3_end() <= frame.len());
+    if let Some(i) = info.icmp.and_then(|i| i.inner) {
+        assert!(i.l3_off >= info.l4_off + 8);
+        assert!(i.l3_off <= i.l4_off);
+        assert!(usize::from(i.l4_off) <= info.l3_end());
+    }
+}
+
+/// Parses a frame and checks the offsets are consistent; verifies the L4
+/// checksum too (only for not panicking).
+pub fn fuzz_parse_frame(data: &[u8]) {
+    let data = cut(data);
+    if let Ok(Parsed::Ip(info)) = crate::parse_frame(data) {
+        check_info(data, &info);
+        let _ = crate::verify_l4_checksum(data, &info);
+    }
+}
+
+/// Parses a tunnel packet and decapsulates it.
+pub fn fuzz_parse_tunnel(data: &[u8]) {
+    let data = cut(data);
+    let parsed = crate::parse_tunnel(data, &GUE_PORTS);
+    if let Ok(Some(t)) = parsed {
+        assert!(t.outer_l3_off < t.inner_l3_off);
+        assert!(usize::from(t.inner_l3_off) + usize::from(t.inner_len) <= data.len());
+    }
+    let mut mem = [0u8; BUF];
+    mem[HEADROOM..HEADROOM + data.len()].copy_from_slice(data);
+    let Ok(mut buf) = FrameBuf::new(&mut mem, HEADROOM, data.len()) else {
+        return;
+    };
+    match crate::decapsulate(&mut buf, &GUE_PORTS) {
+        Ok(true) => {
+            let Ok(Some(t)) = parsed else {
+                panic!("decapsulated what parse_tunnel refused");
+            };
+            let inner = &data[usize::from(t.inner_l3_off)..][..usize::from(t.inner_len)];
+            let l2 = usize::from(t.outer_l3_off);
+            assert_eq!(&buf.data()[l2..], inner);
+        }
+        Ok(false) => assert!(matches!(parsed, Ok(None))),
+        Err(_) => {}
+    }
+}
+
+/// Parses a frame and, for an ICMP error with a quote, NATs it with
+/// [`crate::set_icmp_error`] every way round; the result must still parse,
+/// show the new addresses, and keep a valid ICMP checksum valid.
+pub fn fuzz_icmp_inner(data: &[u8]) {
+    let data = cut(data);
+    let Ok(Parsed::Ip(info)) = crate::parse_frame(data) else {
+        return;
+    };
+    let Some(q) = info.icmp.and_then(|i| i.inner) else {
+        return;
+    };
+    let was_valid = crate::verify_l4_checksum(data, &info).is_ok();
+    let (a, b) = addrs(info.af);
+    for (outer, inner) in [(Side::Src, Side::Dst), (Side::Dst, Side::Src)] {
+        let mut mem = [0u8; MAX_INPUT];
+        let f = &mut mem[..data.len()];
+        f.copy_from_slice(data);
+        if crate::set_icmp_error(f, &info, outer, a, inner, b, 4242).is_err() {
+            continue;
+        }
+        let Ok(Parsed::Ip(after)) = crate::parse_frame(f) else {
+            panic!("rewritten ICMP error no longer parses");
+        };
+        assert_eq!(
+            if outer == Side::Src {
+                after.src
+            } else {
+                after.dst
+            },
+            a
+        );
+        if let Some(qa) = after.icmp.and_then(|i| i.inner) {
+            assert_eq!(if inner == Side::Src { qa.src } else { qa.dst }, b);
+            assert_eq!(qa.proto, q.proto);
+        }
+        if was_valid {
+            assert!(crate::verify_l4_checksum(f, &after).is_ok());
+        }
+    }
+}
+
+/// Parses a frame, then: NATs it both ways (checksums that verified must
+/// still verify), encapsulates it with every tunnel kind and outer family
+/// and decapsulates it again (the inner packet must come back unchanged),
+/// and builds a "too big" reply from it (which must parse and verify).
+pub fn fuzz_rewrite(data: &[u8]) {
+    let data = cut(data);
+    let Ok(Parsed::Ip(info)) = crate::parse_frame(data) else {
+        return;
+    };
+    let was_valid = crate::verify_l4_checksum(data, &info).is_ok();
+    let (a, b) = addrs(info.af);
+    {
+        let mut mem = [0u8; MAX_INPUT];
+        let f = &mut mem[..data.len()];
+        f.copy_from_slice(data);
+        if crate::set_dst(f, &info, a, 8080).is_ok() && crate::set_src(f, &info, b, 1234).is_ok() {
+            let Ok(Parsed::Ip(after)) = crate::parse_frame(f) else {
+                panic!("NATed frame no longer parses");
+            };
+            assert_eq!((after.src, after.dst), (b, a));
+            if was_valid {
+                assert!(crate::verify_l4_checksum(f, &after).is_ok());
+            }
+        }
+        // Family mismatch must be refused.
+        let (x, _) = addrs(if info.af == Af::V4 { Af::V6 } else { Af::V4 });
+        assert!(crate::set_dst(f, &info, x, 1).is_err());
+    }
+    let kinds = [
+        TunnelKind::Ipip,
+        TunnelKind::Gue {
+            port: GUE_PORTS[0],
+            csum: true,
+            remcsum: false,
+        },
+        TunnelKind::Gue {
+            port: GUE_PORTS[1],
+            csum: false,
+            remcsum: true,
+        },
+        TunnelKind::Gre {
+            csum: true,
+            key: Some(7),
+        },
+        TunnelKind::Gre {
+            csum: false,
+            key: None,
+        },
+    ];
+    let inner = &data[usize::from(info.l3_off)..info.l3_end()];
+    for kind in &kinds {
+        for outer_af in [Af::V4, Af::V6] {
+            let (s, d) = addrs(outer_af);
+            let mut mem = [0u8; BUF];
+            mem[HEADROOM..HEADROOM + data.len()].copy_from_slice(data);
+            let Ok(mut buf) = FrameBuf::new(&mut mem, HEADROOM, data.len()) else {
+                return;
+            };
+            if crate::encapsulate(&mut buf, &info, kind, s, d, 0xdead_beef).is_err() {
+                continue;
+            }
+            assert_eq!(crate::decapsulate(&mut buf, &GUE_PORTS), Ok(true));
+            let l3 = usize::from(info.l3_off);
+            assert_eq!(&buf.data()[l3..], inner);
+            assert_eq!(&buf.data()[..l3 - 2], &data[..l3 - 2]);
+        }
+    }
+    let mut mem = [0u8; BUF];
+    mem[HEADROOM..HEADROOM + data.len()].copy_from_slice(data);
+    if let Ok(mut buf) = FrameBuf::new(&mut mem, HEADROOM, data.len())
+        && crate::build_too_big(&mut buf, &info, 1400, a).is_ok()
+    {
+        let Ok(Parsed::Ip(reply)) = crate::parse_frame(buf.data()) else {
+            panic!("too-big reply does not parse");
+        };
+        assert_eq!(reply.dst, info.src);
+        assert!(crate::verify_l4_checksum(buf.data(), &reply).is_ok());
+    }
+}
+
+fn addrs(af: Af) -> (Addr, Addr) {
+    match af {
+        Af::V4 => (Addr::v4([198, 51, 100, 7]), Addr::v4([203, 0, 113, 9])),
+        Af::V6 => (
+            Addr::v6([
+                0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xab, 0xcd,
+            ]),
+            Addr::v6([
+                0x20, 0x01, 0x0d, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01,
+            ]),
+        ),
+    }
+}

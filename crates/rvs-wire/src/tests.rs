@@ -1,0 +1,2 @@
+//! Crate-level tests: literal frames through the parser, rewrites,
+//! encapsulation; property tests against etherparse.
