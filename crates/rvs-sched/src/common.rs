@@ -1,0 +1,167 @@
+//! Helpers shared by several schedulers: the kernel's load estimates, its
+//! hash functions, and dest lookup by id.
+
+use rvs_types::Addr;
+
+use crate::DestView;
+
+/// `ip_vs_dest_conn_overhead()` (`include/net/ip_vs.h`):
+/// `activeconns << 8 + inactconns`, an active connection weighing 256
+/// inactive ones. Computed in 64 bits, so it never wraps (the kernel's `int`
+/// would from 2^23 active connections on).
+#[inline(always)]
+pub(crate) fn conn_overhead<D: DestView>(d: &D) -> i64 {
+    ((d.activeconns() as i64) << 8) + d.inactconns() as i64
+}
+
+/// `a * b > c * d` without overflow: the kernel's `(__s64)loh * w > ...`
+/// comparisons, widened so that any `u32` counters and `i32` weights work.
+#[inline(always)]
+pub(crate) fn mul_gt(a: i64, b: i64, c: i64, d: i64) -> bool {
+    (a as i128) * (b as i128) > (c as i128) * (d as i128)
+}
+
+/// The weighted least-connection choice (`ip_vs_wlc_schedule`, also
+/// `__ip_vs_lblc_schedule` and `__ip_vs_lblcr_schedule`): the first dest
+/// that is not overloaded and has weight > 0 is the starting point; a later
+/// non-overloaded dest replaces it when `loh * dw > doh * lw` (strictly, so
+/// ties keep the earlier dest).
+#[inline]
+pub(crate) fn wlc<D: DestView>(dests: &[D]) -> Option<usize> {
+    let mut it = dests.iter().enumerate();
+    let (mut least, mut lw, mut loh) = loop {
+        let (i, d) = it.next()?;
+        if !d.overloaded() && d.weight() > 0 {
+            break (i, d.weight() as i64, conn_overhead(d));
+        }
+    };
+    for (i, d) in it {
+        if d.overloaded() {
+            continue;
+        }
+        let doh = conn_overhead(d);
+        let dw = d.weight() as i64;
+        if mul_gt(loh, dw, doh, lw) {
+            least = i;
+            lw = dw;
+            loh = doh;
+        }
+    }
+    Some(least)
+}
+
+/// The kernel's `GOLDEN_RATIO_32` (`include/linux/hash.h`).
+pub(crate) const GOLDEN_RATIO_32: u32 = 0x61C8_8647;
+
+/// `hash_32(val, bits)` (`include/linux/hash.h`): the top `bits` bits of
+/// `val * GOLDEN_RATIO_32`. `bits` must be in 1..=32.
+#[inline(always)]
+pub(crate) fn hash_32(val: u32, bits: u32) -> u32 {
+    val.wrapping_mul(GOLDEN_RATIO_32) >> (32 - bits)
+}
+
+/// The host-order 32-bit fold of an address used by dh, sh, mh, lblc and
+/// lblcr: `ntohl(addr->ip)` for IPv4, `ntohl(ip6[0] ^ ip6[1] ^ ip6[2] ^
+/// ip6[3])` for IPv6.
+#[inline(always)]
+pub(crate) fn addr_fold(a: &Addr) -> u32 {
+    let o = a.0;
+    let w = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+    if a.is_v4() {
+        w(12)
+    } else {
+        w(0) ^ w(4) ^ w(8) ^ w(12)
+    }
+}
+
+/// `gcd()` of two positive numbers (`lib/math/gcd.c`).
+pub(crate) fn gcd(mut a: i32, mut b: i32) -> i32 {
+    while b != 0 {
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    a
+}
+
+/// Id → index of the dests given to the last `update`, for schedulers that
+/// remember dests (by id) across updates.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IdIndex {
+    /// `(id, index)` sorted by id.
+    sorted: Vec<(u32, u32)>,
+}
+
+impl IdIndex {
+    /// Rebuilds the map from the new dest list.
+    pub(crate) fn rebuild<D: DestView>(&mut self, dests: &[D]) {
+        self.sorted.clear();
+        self.sorted
+            .extend(dests.iter().enumerate().map(|(i, d)| (d.id(), i as u32)));
+        self.sorted.sort_unstable();
+    }
+
+    /// Whether a dest with this id was in the last update.
+    pub(crate) fn contains(&self, id: u32) -> bool {
+        self.sorted.binary_search_by_key(&id, |e| e.0).is_ok()
+    }
+
+    /// The index of dest `id` in `dests`: the index recorded at the last
+    /// update when it still holds that id, else a linear search (in case the
+    /// engine changed the slice without calling update). Never allocates.
+    #[inline]
+    pub(crate) fn find<D: DestView>(&self, dests: &[D], id: u32) -> Option<usize> {
+        if let Ok(k) = self.sorted.binary_search_by_key(&id, |e| e.0) {
+            let i = self.sorted[k].1 as usize;
+            if dests.get(i).is_some_and(|d| d.id() == id) {
+                return Some(i);
+            }
+        }
+        dests.iter().position(|d| d.id() == id)
+    }
+}
+
+/// The index of dest `id` given a hint: `hint` when it still holds that id,
+/// else a linear search.
+#[inline(always)]
+pub(crate) fn resolve<D: DestView>(dests: &[D], hint: usize, id: u32) -> Option<usize> {
+    if dests.get(hint).is_some_and(|d| d.id() == id) {
+        return Some(hint);
+    }
+    dests.iter().position(|d| d.id() == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_32_matches_hand_arithmetic() {
+        // 1 * 0x61C88647 = 0x61C88647; top 8 bits = 0x61 = 97.
+        assert_eq!(hash_32(1, 8), 0x61);
+        // 0x0A000001 * 0x61C88647 mod 2^32:
+        //   0x0A000000 * 0x61C88647 = 0x61C88647 * 10 << 24 -> low 32 bits:
+        //   (0x47 * 0x0A) & 0xff = 0x2C6 & 0xff = 0xC6, so 0xC6000000;
+        //   + 0x61C88647 = 0x127C88647 -> 0x27C88647; top 8 bits 0x27 = 39.
+        assert_eq!(hash_32(0x0A00_0001, 8), 0x27);
+        assert_eq!(hash_32(0, 10), 0);
+    }
+
+    #[test]
+    fn fold_v4_and_v6() {
+        assert_eq!(addr_fold(&Addr::v4([10, 0, 0, 1])), 0x0A00_0001);
+        let mut b = [0u8; 16];
+        b[0] = 0x20;
+        b[1] = 0x01;
+        b[15] = 0x05;
+        // 0x20010000 ^ 0 ^ 0 ^ 0x00000005
+        assert_eq!(addr_fold(&Addr::v6(b)), 0x2001_0005);
+    }
+
+    #[test]
+    fn gcd_small() {
+        assert_eq!(gcd(12, 18), 6);
+        assert_eq!(gcd(7, 3), 1);
+        assert_eq!(gcd(5, 5), 5);
+    }
+}
