@@ -358,10 +358,8 @@ pub fn decapsulate(buf: &mut FrameBuf<'_>, gue_ports: &[u16]) -> Result<bool, Er
         return Err(Error::Truncated);
     };
     match t.kind {
-        TunnelKind::Gre { csum: true, .. } => {
-            if !gre::Packet::new_checked(l4)?.verify_checksum() {
-                return Err(Error::BadChecksum);
-            }
+        TunnelKind::Gre { csum: true, .. } if !gre::Packet::new_checked(l4)?.verify_checksum() => {
+            return Err(Error::BadChecksum);
         }
         TunnelKind::Gue { csum: true, .. } => {
             let u = udp::Packet::new_checked(l4)?;

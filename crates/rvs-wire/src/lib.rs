@@ -7,6 +7,8 @@
 //! this crate allocates, does I/O, or panics on any input: every truncated or
 //! malformed frame gives an [`Error`].
 
+#![warn(missing_docs)]
+
 pub mod arp;
 pub mod checksum;
 pub mod encap;

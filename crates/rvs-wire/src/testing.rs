@@ -229,7 +229,7 @@ pub fn ip_frame(src: Addr, dst: Addr, proto: Proto, l4: &[u8], o: &IpOpts) -> Ve
     if src.is_v4() {
         f.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
         let mut opts = o.v4_options.clone();
-        while opts.len() % 4 != 0 {
+        while !opts.len().is_multiple_of(4) {
             opts.push(0);
         }
         let hl = 20 + opts.len();
