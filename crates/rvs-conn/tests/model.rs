@@ -1,0 +1,436 @@
+//! Property test: random operation sequences against a plain `HashMap`
+//! model. The model keeps its own deadlines (ticks of 100 ms, written-out
+//! kernel timeouts) and answers lookups by linear scan; after every step
+//! the table must agree on contents, deadlines, lookups, what expired when,
+//! and never exceed `max_conns`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use rvs_conn::proto::tcp;
+use rvs_conn::{
+    Conn, ConnFlags, ConnId, ConnTable, Dir, ExpireAction, Fwd, InsertError, TableConfig, Timeouts,
+};
+use rvs_types::{Addr, Instant, Proto};
+
+const TICK_MS: u64 = 100;
+const MAX: u32 = 12;
+const VIP: Addr = Addr::v4([192, 0, 2, 1]);
+const RIP: Addr = Addr::v4([172, 16, 0, 5]);
+const LIP: Addr = Addr::v4([172, 16, 0, 1]);
+
+/// Kernel `tcp_timeouts[]` in seconds, by state number.
+const TCP_SECS: [u64; 11] = [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120];
+const UDP_SECS: u64 = 300;
+const TEMPLATE_INITIAL_SECS: u64 = 3;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert {
+        client: u8,
+        cport: u8,
+        vport: u8,
+        kind: u8,
+    },
+    Remove(usize),
+    Touch(usize),
+    SetTimeout(usize, u16),
+    Update(usize, u8, u8),
+    Advance(u32),
+    LookupIn {
+        client: u8,
+        cport: u8,
+        vport: u8,
+    },
+    LookupOut {
+        client: u8,
+        cport: u8,
+    },
+    LookupTpl {
+        client: u8,
+        vport: u8,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..6u8, 0..4u8, 0..2u8, 0..6u8).prop_map(|(client, cport, vport, kind)| Op::Insert {
+            client,
+            cport,
+            vport,
+            kind
+        }),
+        1 => any::<usize>().prop_map(Op::Remove),
+        2 => any::<usize>().prop_map(Op::Touch),
+        1 => (any::<usize>(), 0..3000u16).prop_map(|(i, s)| Op::SetTimeout(i, s)),
+        3 => (any::<usize>(), 0..3u8, any::<u8>()).prop_map(|(i, d, f)| Op::Update(i, d, f)),
+        3 => prop_oneof![0..2_000u32, 0..200_000u32, 0..2_000_000u32].prop_map(Op::Advance),
+        2 => (0..6u8, 0..4u8, 0..2u8).prop_map(|(client, cport, vport)| Op::LookupIn {
+            client,
+            cport,
+            vport
+        }),
+        1 => (0..6u8, 0..4u8).prop_map(|(client, cport)| Op::LookupOut { client, cport }),
+        1 => (0..6u8, 0..2u8).prop_map(|(client, vport)| Op::LookupTpl { client, vport }),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct MConn {
+    conn: Conn,
+    /// Deadline tick.
+    deadline: u64,
+    /// Refresh timeout in ticks.
+    timeout: u64,
+    kept: bool,
+}
+
+struct Model {
+    conns: HashMap<ConnId, MConn>,
+    now_ms: u64,
+    /// Last tick processed by expire (None before the first call).
+    lport_seq: u16,
+}
+
+fn ceil_ticks_ms(ms: u64) -> u64 {
+    ms.div_ceil(TICK_MS)
+}
+
+fn addr(client: u8) -> Addr {
+    Addr::v4([10, 0, 0, client])
+}
+
+fn port(p: u8) -> u16 {
+    1000 + u16::from(p)
+}
+
+fn embryonic(c: &Conn) -> bool {
+    c.proto == Proto::TCP && !c.is_template() && matches!(c.state, 0 | 2 | 3 | 10)
+}
+
+fn state_secs(c: &Conn) -> u64 {
+    match c.proto {
+        Proto::TCP => TCP_SECS.get(c.state as usize).copied().unwrap_or(2),
+        _ => UDP_SECS,
+    }
+}
+
+impl Model {
+    fn ids(&self) -> Vec<ConnId> {
+        let mut v: Vec<_> = self.conns.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn pick(&self, i: usize) -> Option<ConnId> {
+        let ids = self.ids();
+        (!ids.is_empty()).then(|| ids[i % ids.len()])
+    }
+
+    fn now_ceil(&self) -> u64 {
+        ceil_ticks_ms(self.now_ms)
+    }
+
+    fn find_in(&self, caddr: &Addr, cport: u16, vport: u16) -> Option<ConnId> {
+        let m = |no_cport: bool, cport: u16| {
+            self.conns.iter().find_map(|(id, m)| {
+                let c = &m.conn;
+                (!c.is_template()
+                    && c.caddr == *caddr
+                    && c.cport == cport
+                    && c.vaddr == VIP
+                    && c.vport == vport
+                    && c.flags.contains(ConnFlags::NO_CPORT) == no_cport)
+                    .then_some(*id)
+            })
+        };
+        m(cport == 0, cport).or_else(|| if cport != 0 { m(true, 0) } else { None })
+    }
+
+    fn find_out(&self, daddr: &Addr, dport: u16) -> Option<ConnId> {
+        self.conns.iter().find_map(|(id, m)| {
+            let c = &m.conn;
+            let (a, p) = if c.fwd == Fwd::FullNat {
+                (c.laddr, c.lport)
+            } else {
+                (c.caddr, c.cport)
+            };
+            (!c.is_template()
+                && !matches!(c.fwd, Fwd::Route | Fwd::Tunnel)
+                && c.daddr == RIP
+                && c.dport == 8080
+                && a == *daddr
+                && p == dport)
+                .then_some(*id)
+        })
+    }
+
+    fn find_tpl(&self, caddr: &Addr, vport: u16) -> Option<ConnId> {
+        self.conns.iter().find_map(|(id, m)| {
+            let c = &m.conn;
+            (c.is_template() && c.caddr == *caddr && c.vaddr == VIP && c.vport == vport)
+                .then_some(*id)
+        })
+    }
+}
+
+fn new_conn(model: &mut Model, client: u8, cport: u8, vport: u8, kind: u8) -> Conn {
+    let base = Conn {
+        caddr: addr(client),
+        cport: port(cport),
+        vaddr: VIP,
+        vport: port(vport),
+        daddr: RIP,
+        dport: 8080,
+        proto: Proto::TCP,
+        flags: ConnFlags::INACTIVE | ConnFlags::HAS_DEST,
+        ..Conn::default()
+    };
+    match kind {
+        0 => base, // TCP NONE (half-open)
+        1 => Conn {
+            state: tcp::ESTABLISHED,
+            ..base
+        },
+        2 => Conn {
+            proto: Proto::UDP,
+            ..base
+        },
+        3 => Conn {
+            cport: 0,
+            flags: ConnFlags::TEMPLATE,
+            ..base
+        },
+        4 => {
+            model.lport_seq = model.lport_seq.wrapping_add(1);
+            Conn {
+                fwd: Fwd::FullNat,
+                laddr: LIP,
+                lport: 20_000 + model.lport_seq,
+                state: tcp::ESTABLISHED,
+                ..base
+            }
+        }
+        _ => Conn {
+            cport: 0,
+            flags: ConnFlags::NO_CPORT | ConnFlags::HAS_DEST,
+            fwd: Fwd::Route,
+            ..base
+        },
+    }
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let cfg = TableConfig {
+        max_conns: MAX,
+        tick: Duration::from_millis(TICK_MS),
+        expected_conns: 2,
+    };
+    let mut t = ConnTable::new(cfg, Timeouts::default());
+    let mut m = Model {
+        conns: HashMap::new(),
+        now_ms: 1_000_000,
+        lport_seq: 0,
+    };
+    for op in ops {
+        let now = Instant::from_millis(m.now_ms);
+        match op {
+            Op::Insert {
+                client,
+                cport,
+                vport,
+                kind,
+            } => {
+                let c = new_conn(&mut m, client, cport, vport, kind);
+                let dup = if c.is_template() {
+                    m.find_tpl(&c.caddr, c.vport).is_some()
+                } else {
+                    let exact = m.conns.values().any(|x| {
+                        !x.conn.is_template()
+                            && x.conn.caddr == c.caddr
+                            && x.conn.cport == c.cport
+                            && x.conn.vport == c.vport
+                    });
+                    exact
+                };
+                if dup {
+                    continue;
+                }
+                let full = m.conns.len() >= MAX as usize;
+                let can_evict = m.conns.values().any(|x| embryonic(&x.conn));
+                let mut evicted = Vec::new();
+                let r = t.insert_evicting(c, now, |e| evicted.push(*e));
+                if full && !can_evict {
+                    prop_assert_eq!(r, Err(InsertError::Full));
+                    prop_assert!(evicted.is_empty());
+                    continue;
+                }
+                let id = r.map_err(|e| TestCaseError::fail(format!("{e}")))?;
+                if full {
+                    prop_assert_eq!(evicted.len(), 1);
+                    let gone = m
+                        .conns
+                        .iter()
+                        .find(|(_, x)| x.conn == evicted[0])
+                        .map(|(id, _)| *id);
+                    let gone = gone.ok_or_else(|| TestCaseError::fail("evicted unknown conn"))?;
+                    prop_assert!(embryonic(&m.conns[&gone].conn));
+                    m.conns.remove(&gone);
+                } else {
+                    prop_assert!(evicted.is_empty());
+                }
+                prop_assert!(!m.conns.contains_key(&id));
+                let secs = if c.is_template() {
+                    TEMPLATE_INITIAL_SECS
+                } else {
+                    state_secs(&c)
+                };
+                let timeout = secs * 1000 / TICK_MS;
+                let deadline = m.now_ceil() + timeout;
+                m.conns.insert(
+                    id,
+                    MConn {
+                        conn: c,
+                        deadline,
+                        timeout,
+                        kept: false,
+                    },
+                );
+            }
+            Op::Remove(i) => {
+                if let Some(id) = m.pick(i) {
+                    let got = t.remove(id);
+                    let want = m.conns.remove(&id).map(|x| x.conn);
+                    prop_assert_eq!(got, want);
+                }
+            }
+            Op::Touch(i) => {
+                if let Some(id) = m.pick(i) {
+                    t.touch(id, now);
+                    let nc = m.now_ceil();
+                    let x = m.conns.get_mut(&id).unwrap();
+                    x.deadline = nc + x.timeout;
+                }
+            }
+            Op::SetTimeout(i, s) => {
+                if let Some(id) = m.pick(i) {
+                    t.set_timeout(id, Duration::from_secs(s.into()), now);
+                    let nc = m.now_ceil();
+                    let x = m.conns.get_mut(&id).unwrap();
+                    x.timeout = u64::from(s) * 1000 / TICK_MS;
+                    x.deadline = nc + x.timeout;
+                }
+            }
+            Op::Update(i, d, flags) => {
+                if let Some(id) = m.pick(i) {
+                    let dir = [Dir::Input, Dir::Output, Dir::InputOnly][d as usize % 3];
+                    let ch = t.update_state(id, dir, flags, now);
+                    let after = *t.get(id).unwrap();
+                    let nc = m.now_ceil();
+                    let x = m.conns.get_mut(&id).unwrap();
+                    prop_assert_eq!(ch.old, x.conn.state);
+                    prop_assert_eq!(ch.new, after.state);
+                    if x.conn.is_template() || x.conn.proto != Proto::TCP {
+                        prop_assert_eq!(ch.new, ch.old);
+                    }
+                    if !x.conn.is_template() {
+                        x.timeout = state_secs(&after) * 1000 / TICK_MS;
+                    }
+                    x.conn = after;
+                    x.deadline = nc + x.timeout;
+                }
+            }
+            Op::Advance(dt) => {
+                m.now_ms += u64::from(dt);
+                let now = Instant::from_millis(m.now_ms);
+                let floor = m.now_ms / TICK_MS;
+                let mut want: BTreeSet<ConnId> = BTreeSet::new();
+                for (id, x) in &m.conns {
+                    if x.deadline <= floor {
+                        want.insert(*id);
+                    }
+                }
+                let mut got = BTreeSet::new();
+                let mut kept = Vec::new();
+                let conns = &m.conns;
+                let mut bad = None;
+                t.expire(now, |id, c| {
+                    if conns.get(&id).map(|x| x.conn) != Some(*c) {
+                        bad = Some(id);
+                    }
+                    got.insert(id);
+                    // Templates are kept once for 30 s.
+                    match conns.get(&id) {
+                        Some(x) if x.conn.is_template() && !x.kept => {
+                            kept.push(id);
+                            ExpireAction::Keep(Duration::from_secs(30))
+                        }
+                        _ => ExpireAction::Remove,
+                    }
+                });
+                prop_assert_eq!(bad, None);
+                prop_assert_eq!(&got, &want);
+                let nc = m.now_ceil();
+                for id in got {
+                    if kept.contains(&id) {
+                        let x = m.conns.get_mut(&id).unwrap();
+                        x.kept = true;
+                        x.deadline = nc + 30_000 / TICK_MS;
+                    } else {
+                        m.conns.remove(&id);
+                    }
+                }
+            }
+            Op::LookupIn {
+                client,
+                cport,
+                vport,
+            } => {
+                let cp = if cport == 3 { 0 } else { port(cport) };
+                let got = t.lookup_in(0, Proto::TCP, &addr(client), cp, &VIP, port(vport));
+                let got_udp = t.lookup_in(0, Proto::UDP, &addr(client), cp, &VIP, port(vport));
+                let want = m.find_in(&addr(client), cp, port(vport));
+                let want_proto = want.map(|id| m.conns[&id].conn.proto);
+                prop_assert_eq!(got.or(got_udp), want);
+                if let Some(p) = want_proto {
+                    prop_assert_eq!(if p == Proto::UDP { got } else { got_udp }, None);
+                }
+            }
+            Op::LookupOut { client, cport } => {
+                let tcp = t.lookup_out(0, Proto::TCP, &RIP, 8080, &addr(client), port(cport));
+                let udp = t.lookup_out(0, Proto::UDP, &RIP, 8080, &addr(client), port(cport));
+                prop_assert_eq!(tcp.or(udp), m.find_out(&addr(client), port(cport)));
+                let l = 20_000 + u16::from(client) * 4 + u16::from(cport);
+                let fnat = t.lookup_out(0, Proto::TCP, &RIP, 8080, &LIP, l);
+                prop_assert_eq!(fnat, m.find_out(&LIP, l));
+            }
+            Op::LookupTpl { client, vport } => {
+                let got = t.lookup_template(0, Proto::TCP, &addr(client), &VIP, port(vport), 0);
+                prop_assert_eq!(got, m.find_tpl(&addr(client), port(vport)));
+            }
+        }
+        // Invariants after every step.
+        prop_assert!(t.len() <= MAX as usize);
+        prop_assert_eq!(t.len(), m.conns.len());
+        for (id, x) in &m.conns {
+            prop_assert_eq!(t.get(*id), Some(&x.conn));
+            prop_assert_eq!(
+                t.expires_at(*id),
+                Some(Instant::from_millis(x.deadline * TICK_MS)),
+                "deadline of {}",
+                id
+            );
+        }
+        prop_assert_eq!(t.iter().count(), m.conns.len());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn table_agrees_with_model(ops in proptest::collection::vec(op(), 1..120)) {
+        run(ops)?;
+    }
+}
