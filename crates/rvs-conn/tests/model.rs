@@ -89,7 +89,7 @@ struct MConn {
 struct Model {
     conns: HashMap<ConnId, MConn>,
     now_ms: u64,
-    /// Last tick processed by expire (None before the first call).
+    /// Source of unique FULLNAT local ports.
     lport_seq: u16,
 }
 
@@ -246,13 +246,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let dup = if c.is_template() {
                     m.find_tpl(&c.caddr, c.vport).is_some()
                 } else {
-                    let exact = m.conns.values().any(|x| {
+                    m.conns.values().any(|x| {
                         !x.conn.is_template()
                             && x.conn.caddr == c.caddr
                             && x.conn.cport == c.cport
                             && x.conn.vport == c.vport
-                    });
-                    exact
+                    })
                 };
                 if dup {
                     continue;
