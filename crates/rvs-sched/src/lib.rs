@@ -15,6 +15,8 @@
 //! - Time enters only through [`SchedInput::now`]; randomness (twos) only
 //!   through a seed in [`SchedParams`], so runs are reproducible.
 
+#![warn(missing_docs)]
+
 use rvs_types::{Addr, Instant, Proto};
 
 /// What the engine shows a scheduler of one real server.
@@ -364,9 +366,21 @@ impl Scheduler {
         self.kind
     }
 
-    /// The service flags the scheduler was created with.
+    /// The service flags in effect.
     pub fn flags(&self) -> SchedFlags {
         self.flags
+    }
+
+    /// Changes the service flags in place (ipvsadm `-E ... -b`): the kernel's
+    /// sh and mh read `svc->flags` at every schedule call, so the change
+    /// takes effect at once and no state is reset.
+    pub fn set_flags(&mut self, flags: SchedFlags) {
+        self.flags = flags;
+        match &mut self.inner {
+            Inner::Sh(s) => s.set_flags(flags),
+            Inner::Mh(s) => s.set_flags(flags),
+            _ => {}
+        }
     }
 
     /// Takes the service's new dest list (IPVS `init_service`, `add_dest`,

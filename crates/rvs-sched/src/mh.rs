@@ -78,6 +78,11 @@ impl Mh {
         }
     }
 
+    pub(crate) fn set_flags(&mut self, flags: SchedFlags) {
+        self.fallback = flags.contains(SchedFlags::MH_FALLBACK);
+        self.port = flags.contains(SchedFlags::MH_PORT);
+    }
+
     /// `ip_vs_mh_dest_changed`: last weights, gcd, rshift, then
     /// `ip_vs_mh_reassign` (permutate + populate).
     pub(crate) fn update<D: DestView>(&mut self, dests: &[D]) {

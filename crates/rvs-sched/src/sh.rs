@@ -46,6 +46,11 @@ impl Sh {
         }
     }
 
+    pub(crate) fn set_flags(&mut self, flags: SchedFlags) {
+        self.fallback = flags.contains(SchedFlags::SH_FALLBACK);
+        self.port = flags.contains(SchedFlags::SH_PORT);
+    }
+
     /// `ip_vs_sh_reassign`.
     pub(crate) fn update<D: DestView>(&mut self, dests: &[D]) {
         self.ids.clear();

@@ -95,6 +95,25 @@ fn scheduler_reports_kind_flags_and_dispatches() {
 }
 
 #[test]
+fn set_flags_takes_effect_in_place() {
+    // sh over 16 buckets, weights 1, 0: buckets alternate A, B (B quiescent).
+    // saddr 0.0.0.10 hashes to bucket 13 (B): None without fallback, A with it.
+    let p = SchedParams {
+        sh_tab_bits: 4,
+        ..SchedParams::default()
+    };
+    let d = [TestDest::new(1, 1), TestDest::new(2, 0)];
+    let mut s = Scheduler::new(SchedKind::Sh, SchedFlags::default(), &p);
+    s.update(&d);
+    let mut i = input(0, 0);
+    i.saddr = Addr::v4([0, 0, 0, 10]);
+    assert_eq!(s.schedule(&d, &i), None);
+    s.set_flags(SchedFlags::SH_FALLBACK);
+    assert_eq!(s.flags(), SchedFlags::SH_FALLBACK);
+    assert_eq!(s.schedule(&d, &i), Some(0));
+}
+
+#[test]
 fn wrr_shares_match_weights_exactly_per_cycle() {
     let d = [
         TestDest::new(1, 5),
