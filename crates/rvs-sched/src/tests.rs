@@ -282,3 +282,142 @@ proptest! {
         }
     }
 }
+
+/// The pre-2013 kernel WRR (`ip_vs_wrr.c` before the `mw - (di - 1)`
+/// rework): cw starts at 0 and each wrap to the list head steps
+/// `cw -= di`, resetting to `mw` = max weight. For fixed weights and no
+/// overloaded dests both versions give the same sequence, so the old code
+/// is an independent oracle for the new one.
+fn classic_wrr(weights: &[i32], picks: usize) -> Vec<Option<usize>> {
+    let mut g = 0;
+    for &w in weights.iter().filter(|&&w| w > 0) {
+        g = if g > 0 { crate::common::gcd(w, g) } else { w };
+    }
+    let di = if g > 0 { g } else { 1 };
+    let mw = weights.iter().copied().max().unwrap_or(0).max(0);
+    let n = weights.len();
+    // cl: None = head, Some(i) = dest i.
+    let mut cl: Option<usize> = None;
+    let mut cw = 0;
+    let mut out = Vec::new();
+    for _ in 0..picks {
+        if n == 0 || mw == 0 {
+            out.push(None);
+            continue;
+        }
+        loop {
+            match cl {
+                None => {
+                    cl = Some(0);
+                    cw -= di;
+                    if cw <= 0 {
+                        cw = mw;
+                    }
+                }
+                Some(i) => cl = if i + 1 < n { Some(i + 1) } else { None },
+            }
+            if let Some(i) = cl
+                && weights[i] >= cw
+            {
+                out.push(Some(i));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// A straightforward lblc model (kernel pseudo-code, a HashMap, no GC).
+fn model_lblc(
+    cache: &mut std::collections::HashMap<Addr, u32>,
+    d: &[TestDest],
+    daddr: Addr,
+) -> Option<usize> {
+    let overloaded = |x: &TestDest| {
+        x.active as i64 > x.weight as i64
+            && d.iter().any(|o| (o.active as i64) * 2 < o.weight as i64)
+    };
+    if let Some(&id) = cache.get(&daddr)
+        && let Some(i) = d.iter().position(|x| x.id == id)
+        && d[i].weight > 0
+        && !overloaded(&d[i])
+    {
+        return Some(i);
+    }
+    // weighted least-connection over the service, written with division-free
+    // cross multiplication on f64-free integers (i128).
+    let mut best: Option<usize> = None;
+    for (i, x) in d.iter().enumerate() {
+        if x.overloaded {
+            continue;
+        }
+        let oh = ((x.active as i128) << 8) + x.inactive as i128;
+        match best {
+            None if x.weight > 0 => best = Some(i),
+            Some(b) => {
+                let bo = ((d[b].active as i128) << 8) + d[b].inactive as i128;
+                if bo * (x.weight as i128) > oh * (d[b].weight as i128) {
+                    best = Some(i);
+                }
+            }
+            None => {}
+        }
+    }
+    let i = best?;
+    cache.insert(daddr, d[i].id);
+    Some(i)
+}
+
+proptest! {
+    #[test]
+    fn wrr_matches_classic_kernel_wrr(weights in prop::collection::vec(0i32..12, 0..8)) {
+        let d: Vec<TestDest> = weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| TestDest::new(i as u32 + 1, w))
+            .collect();
+        let mut s = Scheduler::new(SchedKind::Wrr, SchedFlags::default(), &SchedParams::default());
+        s.update(&d);
+        let got: Vec<_> = (0..200).map(|n| s.schedule(&d, &input(n, 0))).collect();
+        prop_assert_eq!(got, classic_wrr(&weights, 200));
+    }
+
+    #[test]
+    fn lblc_matches_model(
+        d0 in arb_dests(),
+        ops in prop::collection::vec((0u8..6, 0usize..12, 0u32..10), 1..80),
+    ) {
+        let mut d = d0;
+        let mut s = Scheduler::new(SchedKind::Lblc, SchedFlags::default(), &SchedParams::default());
+        s.update(&d);
+        let mut cache = std::collections::HashMap::new();
+        for (n, (addr, who, val)) in ops.into_iter().enumerate() {
+            // Perturb one dest's counters or weight, then schedule.
+            if !d.is_empty() {
+                let k = who % d.len();
+                match val % 3 {
+                    0 => d[k].active = val,
+                    1 => d[k].weight = (val % 5) as i32,
+                    _ => d[k].overloaded = !d[k].overloaded,
+                }
+                s.update(&d);
+            }
+            let daddr = Addr::v4([203, 0, 113, addr]);
+            let mut i = input(n as u32, n as u64);
+            i.daddr = daddr;
+            prop_assert_eq!(s.schedule(&d, &i), model_lblc(&mut cache, &d, daddr));
+        }
+    }
+
+    #[test]
+    fn rr_visits_available_dests_in_list_order(d in arb_dests()) {
+        let mut s = Scheduler::new(SchedKind::Rr, SchedFlags::default(), &SchedParams::default());
+        s.update(&d);
+        let avail: Vec<usize> =
+            (0..d.len()).filter(|&i| d[i].weight > 0 && !d[i].overloaded).collect();
+        for k in 0..3 * d.len() {
+            let want = if avail.is_empty() { None } else { Some(avail[k % avail.len()]) };
+            prop_assert_eq!(s.schedule(&d, &input(k as u32, 0)), want);
+        }
+    }
+}
