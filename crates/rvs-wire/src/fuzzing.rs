@@ -126,7 +126,11 @@ pub fn fuzz_rewrite(data: &[u8]) {
         let mut mem = [0u8; MAX_INPUT];
         let f = &mut mem[..data.len()];
         f.copy_from_slice(data);
-        if crate::set_dst(f, &info, a, 8080).is_ok() && crate::set_src(f, &info, b, 1234).is_ok() {
+        let dst_ok = crate::set_dst(f, &info, a, 8080).is_ok();
+        if !dst_ok {
+            assert_eq!(&*f, data, "a failed rewrite must leave the frame alone");
+        }
+        if dst_ok && crate::set_src(f, &info, b, 1234).is_ok() {
             let Ok(Parsed::Ip(after)) = crate::parse_frame(f) else {
                 panic!("NATed frame no longer parses");
             };

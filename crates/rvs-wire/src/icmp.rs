@@ -185,24 +185,67 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 /// Turns the IP frame in `buf` (described by `info`) in place into the
 /// ICMP error a router sends back when the packet is too big for the next
 /// hop: ICMPv4 type 3 code 4 with the next-hop MTU (RFC 1191), or ICMPv6
-/// type 2 with the MTU (RFC 4443 §3.2).
+/// type 2 with the MTU (RFC 4443 §3.2). See [`build_icmp_error`] for the
+/// shape of the reply and the errors.
+pub fn build_too_big(
+    buf: &mut FrameBuf<'_>,
+    info: &PacketInfo,
+    mtu: u32,
+    src: Addr,
+) -> Result<(), Error> {
+    match info.af {
+        Af::V4 => build_icmp_error(
+            buf,
+            info,
+            V4_DEST_UNREACH,
+            V4_CODE_FRAG_NEEDED,
+            mtu.min(0xffff),
+            src,
+        ),
+        Af::V6 => build_icmp_error(buf, info, V6_PACKET_TOO_BIG, 0, mtu, src),
+    }
+}
+
+/// Turns the frame into a "destination unreachable" (ICMPv4 type 3 /
+/// ICMPv6 type 1) with `code` of the packet's family (for example 3 / 4
+/// for "port unreachable"), as IPVS sends with `icmp_send` when no real
+/// server is available and `ip_vs_leave` rejects the packet. See
+/// [`build_icmp_error`].
+pub fn build_unreachable(
+    buf: &mut FrameBuf<'_>,
+    info: &PacketInfo,
+    code: u8,
+    src: Addr,
+) -> Result<(), Error> {
+    let ty = match info.af {
+        Af::V4 => V4_DEST_UNREACH,
+        Af::V6 => V6_DEST_UNREACH,
+    };
+    build_icmp_error(buf, info, ty, code, 0, src)
+}
+
+/// Turns the IP frame in `buf` (described by `info`) in place into an ICMP
+/// error of type `ty`, code `code` and bytes 4-7 `rest`, (ICMPv6 for an
+/// IPv6 packet) from `src` to `info.src`, quoting the original packet.
 ///
-/// The reply goes from `src` to `info.src`, quotes as much of the original
-/// IP packet as fits in 576 bytes (IPv4, RFC 1812 §4.3.2.3) or 1280 bytes
-/// (IPv6, RFC 4443 §2.4), has TTL / hop limit 64, no IPv4 options, the MACs
-/// swapped and VLAN tags kept, and valid checksums. Like `icmp_send`, the
-/// IPv4 TOS is the original's with precedence "internetwork control"
-/// (`(tos & 0x1e) | 0xc0`) and DF is clear.
+/// The reply quotes as much of the original IP packet as fits in 576 bytes
+/// (IPv4, RFC 1812 §4.3.2.3) or 1280 bytes (IPv6, RFC 4443 §2.4), has TTL /
+/// hop limit 64, no IPv4 options, the MACs swapped and VLAN tags kept, and
+/// valid checksums. Like `icmp_send`, the IPv4 TOS is the original's with
+/// precedence "internetwork control" (`(tos & 0x1e) | 0xc0`) and DF is
+/// clear.
 ///
 /// The frame grows into tailroom if it can, else into headroom; fails with
 /// [`Error::NoRoom`] when neither suffices, [`Error::Unsupported`] when
 /// `src` is not of the packet's family. Whether an error should be sent at
 /// all (not for ICMP errors, later fragments, broadcasts) is the caller's
 /// policy, as in the kernel's `icmp_send` checks.
-pub fn build_too_big(
+pub fn build_icmp_error(
     buf: &mut FrameBuf<'_>,
     info: &PacketInfo,
-    mtu: u32,
+    ty: u8,
+    code: u8,
+    rest: u32,
     src: Addr,
 ) -> Result<(), Error> {
     let af = info.af;
@@ -255,8 +298,8 @@ pub fn build_too_big(
             p.set_dst_addr(info.src);
             p.fill_checksum();
             let mut m = Packet::new_unchecked(msg);
-            m.set_type_code(V4_DEST_UNREACH, V4_CODE_FRAG_NEEDED);
-            m.set_rest(mtu.min(0xffff));
+            m.set_type_code(ty, code);
+            m.set_rest(rest);
             m.fill_checksum_v4();
         }
         Af::V6 => {
@@ -268,8 +311,8 @@ pub fn build_too_big(
             p.set_src_addr(src);
             p.set_dst_addr(info.src);
             let mut m = Packet::new_unchecked(msg);
-            m.set_type_code(V6_PACKET_TOO_BIG, 0);
-            m.set_rest(mtu);
+            m.set_type_code(ty, code);
+            m.set_rest(rest);
             m.fill_checksum_v6(&src, &info.src);
         }
     }

@@ -33,7 +33,7 @@ mod tests;
 
 pub use encap::{TunnelInfo, TunnelKind, decapsulate, encap_len, encapsulate, parse_tunnel};
 pub use frame::FrameBuf;
-pub use icmp::build_too_big;
+pub use icmp::{build_icmp_error, build_too_big, build_unreachable};
 pub use parse::{parse_frame, verify_l4_checksum};
 pub use rewrite::{Side, set_dst, set_icmp_error, set_macs, set_src, swap_macs};
 

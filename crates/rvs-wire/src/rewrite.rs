@@ -64,6 +64,15 @@ fn set_addr_port(
         return Err(Error::Truncated);
     }
     let (ip, l4) = frame[l3_off..end].split_at_mut(l4_off - l3_off);
+    // Check every header we will touch before writing anything, so that a
+    // stale or forged `info` leaves the frame unchanged.
+    let ip_need = match info.af {
+        Af::V4 => 20,
+        Af::V6 => 40,
+    };
+    if ip.len() < ip_need || l4.len() < l4_need(info) {
+        return Err(Error::Truncated);
+    }
     let old = write_ip_addr(ip, info.af, side, &addr)?;
     if info.frag == Frag::Later || old == addr && port_of(info, side) == port {
         return Ok(());
@@ -117,6 +126,21 @@ fn set_addr_port(
         _ => {}
     }
     Ok(())
+}
+
+/// Bytes of L4 header [`set_dst`] / [`set_src`] touch.
+#[inline]
+fn l4_need(info: &PacketInfo) -> usize {
+    if info.frag == Frag::Later {
+        return 0;
+    }
+    match info.proto {
+        Proto::TCP => 20,
+        Proto::UDP => 8,
+        Proto::SCTP => 12,
+        Proto::ICMPV6 if info.af == Af::V6 => 4,
+        _ => 0,
+    }
 }
 
 fn port_of(info: &PacketInfo, side: Side) -> u16 {
@@ -202,6 +226,19 @@ pub fn set_icmp_error(
     let q3 = usize::from(q.l3_off);
     let q4 = usize::from(q.l4_off);
     if end > frame.len() || l3_off > l4_off || l4_off + 8 > q3 || q3 > q4 || q4 > end {
+        return Err(Error::Truncated);
+    }
+    // Check every header we will touch before writing anything.
+    let (ip_need, q_need) = match info.af {
+        Af::V4 => (20, 20),
+        Af::V6 => (40, 40),
+    };
+    let ports_need = if matches!(q.proto, Proto::TCP | Proto::UDP | Proto::SCTP) {
+        8
+    } else {
+        0
+    };
+    if l4_off - l3_off < ip_need || q4 - q3 < q_need || end - q4 < ports_need {
         return Err(Error::Truncated);
     }
     let (ip, msg) = frame[l3_off..end].split_at_mut(l4_off - l3_off);

@@ -551,6 +551,25 @@ fn set_icmp_error_refuses_non_errors() {
 }
 
 #[test]
+fn failed_rewrite_leaves_frame_alone() {
+    // A summary claiming TCP over a frame whose L4 part is too short.
+    let mut i = ip_info(&TCP_SYN);
+    i.l3_len = 20 + 10;
+    let mut f = TCP_SYN;
+    assert_eq!(
+        set_dst(&mut f, &i, v4(1, 1, 1, 1), 1),
+        Err(Error::Truncated)
+    );
+    assert_eq!(f, TCP_SYN);
+    i.l3_len = 200;
+    assert_eq!(
+        set_src(&mut f, &i, v4(1, 1, 1, 1), 1),
+        Err(Error::Truncated)
+    );
+    assert_eq!(f, TCP_SYN);
+}
+
+#[test]
 fn macs() {
     let mut f = TCP_SYN;
     swap_macs(&mut f).unwrap();
@@ -825,6 +844,33 @@ fn too_big_v6_small_and_via_headroom() {
         build_too_big(&mut buf, &i, 1280, v4(1, 1, 1, 1)),
         Err(Error::Unsupported)
     );
+}
+
+#[test]
+fn unreachable_v4_with_vlan_keeps_tags() {
+    let o = IpOpts {
+        vlans: vec![7],
+        ..IpOpts::default()
+    };
+    let f = testing::ip_frame(
+        v4(10, 0, 0, 1),
+        v4(10, 0, 0, 2),
+        Proto::UDP,
+        &testing::udp_datagram(1000, 53, b"q"),
+        &o,
+    );
+    let (mut mem, head, len) = with_room(&f, 0);
+    let mut buf = FrameBuf::new(&mut mem, head, len).unwrap();
+    build_unreachable(&mut buf, &ip_info(&f), 3, v4(10, 0, 0, 2)).unwrap();
+    let d = buf.data().to_vec();
+    assert_eq!(&d[12..18], &f[12..18], "VLAN tag kept");
+    let r = ip_info(&d);
+    assert_eq!(r.vlan, Some(7));
+    assert_eq!(r.icmp.map(|i| (i.ty, i.code)), Some((3, 3)));
+    assert_eq!(d[19], 0xc0, "TOS: internetwork control");
+    let q = r.icmp.unwrap().inner.unwrap();
+    assert_eq!((q.sport, q.dport), (1000, 53));
+    oracle_check(&d);
 }
 
 // ------------------------------------------------------- test builders
