@@ -436,7 +436,9 @@ impl ConnTable {
     /// In-direction lookup (`ip_vs_conn_in_get`): a packet from the client
     /// `caddr:cport` to `vaddr:vport`. Templates never match. A conn stored
     /// with `NO_CPORT` (cport 0) matches when no exact conn exists, as the
-    /// kernel's retry with `cport = 0`.
+    /// kernel's retry with `cport = 0`. Unlike the kernel, a conn whose
+    /// cport is really 0 (no `NO_CPORT` flag) is found by an exact lookup
+    /// with cport 0, so port-less protocols work.
     #[inline]
     pub fn lookup_in(
         &self,
@@ -447,9 +449,9 @@ impl ConnTable {
         vaddr: &Addr,
         vport: u16,
     ) -> Option<ConnId> {
-        let found = self.find_in(zone, proto, caddr, cport, vaddr, vport);
+        let found = self.find_in(zone, proto, caddr, cport, vaddr, vport, false);
         if found.is_none() && self.no_cport != 0 && cport != 0 {
-            return self.find_in(zone, proto, caddr, 0, vaddr, vport);
+            return self.find_in(zone, proto, caddr, 0, vaddr, vport, true);
         }
         found
     }
@@ -668,6 +670,7 @@ impl ConnTable {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn find_in(
         &self,
         zone: ZoneId,
@@ -676,11 +679,11 @@ impl ConnTable {
         cport: u16,
         vaddr: &Addr,
         vport: u16,
+        no_cport_only: bool,
     ) -> Option<ConnId> {
         let h = hash_ep(&self.seeds, zone, proto, caddr, cport);
         let tag = self.index.tag(h, false);
         let mask = !self.index.id_mask();
-        let want_no_cport = cport == 0;
         self.index.find(h, tag, mask, |id| {
             let Some(e) = entry_in(&self.chunks, id) else {
                 return false;
@@ -693,7 +696,7 @@ impl ConnTable {
                 && c.caddr == *caddr
                 && c.vaddr == *vaddr
                 && !c.flags.contains(ConnFlags::TEMPLATE)
-                && c.flags.contains(ConnFlags::NO_CPORT) == want_no_cport
+                && (!no_cport_only || c.flags.contains(ConnFlags::NO_CPORT))
         })
     }
 

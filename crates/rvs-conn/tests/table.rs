@@ -663,3 +663,33 @@ fn bogus_ids_are_harmless() {
     assert!(t.remove(id).is_none());
     assert!(t.memory_bytes() > 0);
 }
+
+#[test]
+fn port_zero_conns_are_found_exactly() {
+    let n = 10_000u32;
+    let mut t = ConnTable::new(
+        TableConfig {
+            max_conns: n,
+            tick: Duration::from_millis(100),
+            expected_conns: n,
+        },
+        Timeouts::default(),
+    );
+    for i in 0..n {
+        let c = Conn {
+            caddr: Addr::v4([10, 0, 0, 0]),
+            cport: i as u16,
+            ..established(0)
+        };
+        t.insert(c, secs(1)).unwrap();
+    }
+    let mut missing = Vec::new();
+    for i in 0..n {
+        if t.lookup_in(0, Proto::TCP, &Addr::v4([10, 0, 0, 0]), i as u16, &VIP, 80)
+            .is_none()
+        {
+            missing.push(i);
+        }
+    }
+    assert_eq!(missing, Vec::<u32>::new());
+}
