@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant as Clock};
 
-use rvs_conn::{Conn, ConnFlags, ConnTable, Dir, ExpireAction, Fwd, TableConfig, Timeouts};
+use rvs_conn::{Conn, ConnFlags, ConnTable, Dir, ExpireAction, Fwd, InKey, TableConfig, Timeouts};
 use rvs_types::{Addr, Instant, Proto};
 
 const VIP: Addr = Addr::v4([192, 0, 2, 1]);
@@ -69,17 +69,50 @@ fn run(n: u32) {
 
     let probes = order(n, 2_000_000);
     let now2 = Instant::from_secs(2);
-    let start = Clock::now();
-    let mut hits = 0u32;
-    for &i in &probes {
-        let (caddr, cport) = key(i);
-        if let Some(id) = t.lookup_in(0, Proto::TCP, &caddr, cport, &VIP, 80) {
-            hits += 1;
-            black_box(t.update_state(id, Dir::Input, 0x10, now2));
+    let mut hit = 0.0f64;
+    for round in 0..3 {
+        let start = Clock::now();
+        let mut hits = 0u32;
+        for &i in &probes {
+            let (caddr, cport) = key(i);
+            if let Some(id) = t.lookup_in(0, Proto::TCP, &caddr, cport, &VIP, 80) {
+                hits += 1;
+                black_box(t.update_state(id, Dir::Input, 0x10, now2));
+            }
         }
+        let d = per_op(start.elapsed(), probes.len());
+        hit = if round == 0 { d } else { hit.min(d) };
+        assert_eq!(hits as usize, probes.len());
     }
-    let hit = per_op(start.elapsed(), probes.len());
-    assert_eq!(hits as usize, probes.len());
+
+    // The same work in batches of 16 with prefetching (what a driver
+    // polling a burst of frames would do).
+    let mut batch = 0.0f64;
+    let mut keys = Vec::with_capacity(16);
+    let mut ids = [None; 16];
+    for round in 0..3 {
+        let start = Clock::now();
+        for chunk in probes.chunks(16) {
+            keys.clear();
+            keys.extend(chunk.iter().map(|&i| {
+                let (caddr, cport) = key(i);
+                InKey {
+                    zone: 0,
+                    proto: Proto::TCP,
+                    caddr,
+                    cport,
+                    vaddr: VIP,
+                    vport: 80,
+                }
+            }));
+            t.lookup_in_batch(&keys, &mut ids);
+            for id in ids.iter().take(keys.len()).flatten() {
+                black_box(t.update_state(*id, Dir::Input, 0x10, now2));
+            }
+        }
+        let d = per_op(start.elapsed(), probes.len());
+        batch = if round == 0 { d } else { batch.min(d) };
+    }
 
     let start = Clock::now();
     for &i in &probes {
@@ -108,7 +141,7 @@ fn run(n: u32) {
     assert_eq!(expired, n as usize);
 
     println!(
-        "n={n:>9}  insert {ins:6.1} ns  lookup_in+update_state {hit:6.1} ns  lookup_in miss {miss:6.1} ns  \
+        "n={n:>9}  insert {ins:6.1} ns  lookup_in+update_state {hit:6.1} ns  batched {batch:6.1} ns  lookup_in miss {miss:6.1} ns  \
          lookup_out {out:6.1} ns  expire {exp:6.1} ns/conn  {bytes:6.1} bytes/conn (entry {} B)",
         ConnTable::ENTRY_BYTES
     );

@@ -91,6 +91,21 @@ impl Index {
         None
     }
 
+    /// Hints the CPU to fetch the first slot of `hash`'s probe run.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        if let Some(s) = self.slots.get(hash as usize & self.mask) {
+            crate::table::prefetch(s);
+        }
+    }
+
+    /// The id in the first slot of `hash`'s probe run whose tag matches
+    /// (the likely hit), without checking the entry.
+    #[inline]
+    pub(crate) fn candidate(&self, hash: u64, tag: u32, tag_mask: u32) -> Option<ConnId> {
+        self.find(hash, tag, tag_mask, |_| true)
+    }
+
     /// Inserts `tag | id` at the first empty slot of `hash`'s probe run.
     /// The caller has checked [`Self::needs_grow`].
     pub(crate) fn insert(&mut self, hash: u64, tag: u32, id: ConnId) {

@@ -40,7 +40,7 @@ use std::time::Duration;
 use rvs_types::{Addr, Proto, ZoneId};
 
 pub use proto::{Dir, Timeouts, state_name, template_state_name};
-pub use table::ConnTable;
+pub use table::{ConnTable, InKey};
 
 /// Index of a connection in its [`ConnTable`] (a slab slot; see the crate
 /// docs for the reuse contract).

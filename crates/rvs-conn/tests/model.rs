@@ -10,7 +10,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use rvs_conn::proto::tcp;
 use rvs_conn::{
-    Conn, ConnFlags, ConnId, ConnTable, Dir, ExpireAction, Fwd, InsertError, TableConfig, Timeouts,
+    Conn, ConnFlags, ConnId, ConnTable, Dir, ExpireAction, Fwd, InKey, InsertError, TableConfig,
+    Timeouts,
 };
 use rvs_types::{Addr, Instant, Proto};
 
@@ -400,6 +401,17 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 for proto in [Proto::TCP, Proto::UDP] {
                     let got = t.lookup_in(0, proto, &addr(client), cp, &VIP, port(vport));
                     prop_assert_eq!(got, m.find_in(proto, &addr(client), cp, port(vport)));
+                    let key = InKey {
+                        zone: 0,
+                        proto,
+                        caddr: addr(client),
+                        cport: cp,
+                        vaddr: VIP,
+                        vport: port(vport),
+                    };
+                    let mut out = [Some(u32::MAX)];
+                    t.lookup_in_batch(&[key], &mut out);
+                    prop_assert_eq!(out[0], got);
                 }
             }
             Op::LookupOut { client, cport } => {

@@ -693,3 +693,63 @@ fn port_zero_conns_are_found_exactly() {
     }
     assert_eq!(missing, Vec::<u32>::new());
 }
+
+#[test]
+fn batch_lookup_agrees_with_single() {
+    let mut t = table(1000);
+    for i in 0..500 {
+        t.insert(nat_conn(i, 1000 + (i % 7) as u16), secs(0))
+            .unwrap();
+    }
+    let nc = Conn {
+        flags: ConnFlags::NO_CPORT | ConnFlags::HAS_DEST,
+        ..nat_conn(600, 0)
+    };
+    let ncid = t.insert(nc, secs(0)).unwrap();
+    // hits, misses (wrong port) and the NO_CPORT fallback, 37 keys (not a
+    // multiple of the batch size)
+    let keys: Vec<rvs_conn::InKey> = (0..37u32)
+        .map(|k| {
+            let i = k * 17 % 700;
+            rvs_conn::InKey {
+                zone: 0,
+                proto: Proto::TCP,
+                caddr: client(i),
+                cport: if k % 5 == 0 { 1 } else { 1000 + (i % 7) as u16 },
+                vaddr: VIP,
+                vport: 80,
+            }
+        })
+        .chain(std::iter::once(
+            rvs_conn::InKey {
+                caddr: client(600),
+                cport: 4242,
+                ..Default::default()
+            }
+            .with_tcp_vip(),
+        ))
+        .collect();
+    let mut out = vec![None; keys.len()];
+    t.lookup_in_batch(&keys, &mut out);
+    let mut hits = 0;
+    for (k, o) in keys.iter().zip(&out) {
+        let single = t.lookup_in(k.zone, k.proto, &k.caddr, k.cport, &k.vaddr, k.vport);
+        assert_eq!(*o, single, "{k:?}");
+        hits += usize::from(o.is_some());
+    }
+    assert_eq!(out.last().copied().flatten(), Some(ncid));
+    assert!(hits > 10 && hits < keys.len());
+}
+
+trait WithTcpVip {
+    fn with_tcp_vip(self) -> Self;
+}
+
+impl WithTcpVip for rvs_conn::InKey {
+    fn with_tcp_vip(mut self) -> Self {
+        self.proto = Proto::TCP;
+        self.vaddr = VIP;
+        self.vport = 80;
+        self
+    }
+}
