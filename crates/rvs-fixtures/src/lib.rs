@@ -824,7 +824,104 @@ pub fn fixtures() -> Vec<Fixture> {
             step(icmp_in_in, fwd(rip4(1), icmp_in_exp)),
         ],
     });
+    all.extend(scheduler_fixtures());
     all
+}
+
+/// Every scheduler's choice sequence on a fixed server set: rip1 weight 3,
+/// rip2 weight 2, rip3 weight 1, added in that order (so the kernel's list,
+/// newest first, is rip3, rip2, rip1), direct routing, and eight SYNs from
+/// clients 198.51.100.1..8 (ports 40000..40007). No handshake completes, so
+/// every connection stays SYN_RECV, which counts as active (Linux >= 4.8).
+///
+/// The sequences were worked out by hand from the kernel sources; the
+/// arithmetic is in comments. mh (checked against an independent model in
+/// rvs-sched), lblcr and twos (random) are covered by rvs-sched's tests.
+fn scheduler_fixtures() -> Vec<Fixture> {
+    let table: [(&'static str, SchedKind, [u8; 8]); 11] = [
+        // rr: walk the list from the head: r3 r2 r1, repeat.
+        ("sched_rr", SchedKind::Rr, [3, 2, 1, 3, 2, 1, 3, 2]),
+        // wrr: the service starts empty (mw 0, cw 0); adding r1 (w3) gives
+        // di 3, mw 1, cw = (0 / 3) * 3 + 1 = 1; adding r2, r3 gives di 1,
+        // mw 3, cw stays 1 (ip_vs_wrr_dest_changed). So weight >= 1: r3, r2,
+        // r1; wrap, cw 0 -> mw 3: r1; cw 2: r2, r1; cw 1: r3, r2.
+        ("sched_wrr", SchedKind::Wrr, [3, 2, 1, 1, 2, 1, 3, 2]),
+        // lc: least (active << 8) + inactive, first in list on ties: same as rr here.
+        ("sched_lc", SchedKind::Lc, [3, 2, 1, 3, 2, 1, 3, 2]),
+        // wlc: replace least when loh * w > doh * wleast (overhead 256 per active):
+        // (a3,a2,a1) 000 -> r3; 100 -> r2; 110 -> r1; 111 -> r1 (768 > 512);
+        // 112 -> r2 (768 > 1024 false); 122 -> r1; 123 -> r3; 223 -> r2.
+        ("sched_wlc", SchedKind::Wlc, [3, 2, 1, 1, 2, 1, 3, 2]),
+        // sed: overhead active + 1, same comparison:
+        // 000 -> r1; 001 -> r2; 011 -> r1; 012 -> r3; 112 -> r2; 122 -> r1; 123 -> r1; 124 -> r2.
+        ("sched_sed", SchedKind::Sed, [1, 2, 1, 3, 2, 1, 1, 2]),
+        // nq: an idle server first (list order), then as sed:
+        // r3, r2, r1 idle in turn; 111 -> r1; 112 -> r2; 122 -> r1; 123 -> r1; 124 -> r2.
+        ("sched_nq", SchedKind::Nq, [3, 2, 1, 1, 2, 1, 1, 2]),
+        // fo: the highest weight available: always r1.
+        ("sched_fo", SchedKind::Fo, [1, 1, 1, 1, 1, 1, 1, 1]),
+        // ovf: the highest weight whose activeconns <= weight: r1 takes 4
+        // (0..3 <= 3), then r2 takes 3 (0..2 <= 2), then r3.
+        ("sched_ovf", SchedKind::Ovf, [1, 1, 1, 1, 2, 2, 2, 3]),
+        // dh: 256 buckets filled r3, r2, r1 cyclically; hash_32(0xc000020a, 8)
+        // = 162, 162 % 3 = 0: r3 for every connection (same VIP).
+        ("sched_dh", SchedKind::Dh, [3, 3, 3, 3, 3, 3, 3, 3]),
+        // sh: buckets tiled by weight r3, r2, r2, r1, r1, r1 (period 6);
+        // hash_32(client, 8) for .1...8 = 96 194 35 133 231 73 171 12,
+        // mod 6 = 0 2 5 1 3 1 3 0.
+        ("sched_sh", SchedKind::Sh, [3, 2, 1, 2, 1, 2, 1, 3]),
+        // lblc: by destination (the VIP). No entry: wlc picks r3; r3 kept
+        // while active <= weight (1); at 2 > 1 with a half-loaded server
+        // (r2: 0 * 2 < 2) wlc re-picks r2; r2 kept for 3; at 3 > 2 with r1
+        // half-loaded, wlc picks r1 (768 * 3 > 0).
+        ("sched_lblc", SchedKind::Lblc, [3, 3, 2, 2, 2, 1, 1, 1]),
+    ];
+    table
+        .into_iter()
+        .map(|(name, kind, seq)| {
+            let (c, v) = (CLIENT_MAC, DIRECTOR_MAC);
+            let steps = seq
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let client = Addr::v4([198, 51, 100, i as u8 + 1]);
+                    let syn = tcp(c, v, client, 40000 + i as u16, vip4(), 80, flags::SYN, b"");
+                    step(syn.clone(), fwd(rip4(*n), syn))
+                })
+                .collect();
+            Fixture {
+                name,
+                description: "a scheduler's choice sequence on rip1 w3, rip2 w2, rip3 w1",
+                setup: match kind {
+                    SchedKind::Rr => || sched_setup(SchedKind::Rr),
+                    SchedKind::Wrr => || sched_setup(SchedKind::Wrr),
+                    SchedKind::Lc => || sched_setup(SchedKind::Lc),
+                    SchedKind::Wlc => || sched_setup(SchedKind::Wlc),
+                    SchedKind::Sed => || sched_setup(SchedKind::Sed),
+                    SchedKind::Nq => || sched_setup(SchedKind::Nq),
+                    SchedKind::Fo => || sched_setup(SchedKind::Fo),
+                    SchedKind::Ovf => || sched_setup(SchedKind::Ovf),
+                    SchedKind::Dh => || sched_setup(SchedKind::Dh),
+                    SchedKind::Sh => || sched_setup(SchedKind::Sh),
+                    _ => || sched_setup(SchedKind::Lblc),
+                },
+                steps,
+            }
+        })
+        .collect()
+}
+
+fn sched_setup(kind: SchedKind) -> Director {
+    one_service(
+        tcp_key(vip4(), 80),
+        kind,
+        None,
+        &[
+            (rip4(1), 80, 3, Forward::Route),
+            (rip4(2), 80, 2, Forward::Route),
+            (rip4(3), 80, 1, Forward::Route),
+        ],
+    )
 }
 
 /// Runs a fixture through the engine, filling MACs as the driver would.
