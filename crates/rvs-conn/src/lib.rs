@@ -29,6 +29,8 @@
 //! `fwmark` through [`ConnTable::get_mut`]; use [`ConnTable::fill_cport`]
 //! for the one legitimate change (`ip_vs_conn_fill_cport`).
 
+#![deny(missing_docs)]
+
 mod index;
 pub mod proto;
 mod table;
@@ -239,8 +241,12 @@ pub struct TableConfig {
     /// Hard bound on live entries (conns + templates); the kernel's
     /// `conn_max`. Clamped to 2^31 - 3.
     pub max_conns: u32,
-    /// Timer granularity (the kernel uses jiffies). Deadlines round up to a
-    /// tick, so a conn expires at most one tick late, never early.
+    /// Timer granularity (the kernel uses jiffies). Deadlines are
+    /// `ceil(now / tick) + ceil(timeout / tick)` ticks, so a conn expires
+    /// at most two ticks late, never early (exactly on time when `now` and
+    /// the timeout are multiples of the tick). Deadlines are 32-bit tick
+    /// counts and timeouts are clamped to 2^30 ticks (3.4 years at the
+    /// default 100 ms): keep the tick at 1 ms or more.
     pub tick: Duration,
     /// Entries to pre-size the index for (avoids rehash pauses).
     pub expected_conns: u32,

@@ -349,8 +349,9 @@ impl ConnTable {
 
     /// Expires every entry due at `now`, calling `on_expire(id, &conn)` for
     /// each: [`ExpireAction::Remove`] frees it, [`ExpireAction::Keep`]
-    /// re-arms it. Entries whose lazily extended deadline is later are
-    /// re-filed without a call. Work is proportional to the wheel slots
+    /// re-arms it from `now` (an entry kept with a zero duration is offered
+    /// again at the next tick, not within this call). Entries whose lazily
+    /// extended deadline is later are re-filed without a call. Work is proportional to the wheel slots
     /// passed and the entries filed in them; after a long gap at most one
     /// wheel revolution is scanned.
     pub fn expire(
@@ -397,7 +398,9 @@ impl ConnTable {
                                 if let Some(e) = self.entry_mut(id) {
                                     e.deadline = deadline;
                                 }
-                                self.file(id, deadline, floor, embryo);
+                                // Never again within this call, even for
+                                // Keep(0).
+                                self.file(id, deadline, target + 1, embryo);
                                 self.stats.rearmed += 1;
                             }
                         }

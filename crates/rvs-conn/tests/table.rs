@@ -444,11 +444,23 @@ fn template_timeout_touch_and_keep() {
     assert_eq!(calls, 1);
     assert_eq!(t.len(), 1);
     assert_eq!(t.expires_at(id), Some(secs(520)));
-    assert_eq!(t.stats().rearmed, 1);
-    // Keep(60 s) did not change the refresh timeout (still 360 s).
-    t.touch(id, secs(500));
-    assert_eq!(t.expires_at(id), Some(secs(860)));
-    assert_eq!(expire_ids(&mut t, secs(860)), vec![id]);
+    // Keep(0) is offered again at the next tick, not in a loop.
+    t.expire(secs(520), |_, _| {
+        calls += 1;
+        ExpireAction::Keep(Duration::ZERO)
+    });
+    assert_eq!(calls, 2);
+    t.expire(secs(520), |_, _| panic!("offered twice in one tick"));
+    t.expire(ms(520_100), |_, _| {
+        calls += 1;
+        ExpireAction::Keep(Duration::from_secs(60))
+    });
+    assert_eq!(calls, 3);
+    assert_eq!(t.stats().rearmed, 3);
+    // Keep did not change the refresh timeout (still 360 s).
+    t.touch(id, secs(600));
+    assert_eq!(t.expires_at(id), Some(secs(960)));
+    assert_eq!(expire_ids(&mut t, secs(960)), vec![id]);
 }
 
 #[test]
