@@ -1,0 +1,352 @@
+//! `rvs-bench engine`: the engine's figures, one JSON object per line
+//! (`{"name": ..., "value": ..., "unit": ...}`).
+//!
+//! `rvs-bench engine --packets N --conns M` sets up M established NAT
+//! connections and forwards N packets over them and nothing else, for
+//! `valgrind --tool=cachegrind` (instructions per packet = the difference of
+//! two runs with different N, divided by the difference in N).
+//!
+//! Every timing is taken side by side with its harness baseline in the same
+//! run: the loop that prepares frames is timed alone, and the engine figure is
+//! the difference, so the numbers are the engine's own cost.
+
+use etherparse::PacketBuilder;
+use rvs_engine::{
+    DestConfig, Director, DirectorConfig, Forward, RxMeta, SchedKind, ServiceConfig, ServiceKey,
+    Verdict,
+};
+use rvs_types::{Addr, Instant, Proto};
+use rvs_wire::FrameBuf;
+use std::hint::black_box;
+use std::time::Instant as Clock;
+
+const HEADROOM: usize = 128;
+const VIP: [u8; 4] = [192, 0, 2, 10];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mut packets = None;
+    let mut conns = None;
+    let mut quick = false;
+    let mut i = 2;
+    if args.get(1).map(String::as_str) != Some("engine") {
+        eprintln!("usage: rvs-bench engine [--quick] [--packets N --conns M]");
+        std::process::exit(2);
+    }
+    while i < args.len() {
+        match args[i].as_str() {
+            "--packets" => packets = args.get(i + 1).and_then(|v| v.parse::<u64>().ok()),
+            "--conns" => conns = args.get(i + 1).and_then(|v| v.parse::<u32>().ok()),
+            "--quick" => {
+                quick = true;
+                i += 1;
+                continue;
+            }
+            other => {
+                eprintln!("rvs-bench: unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+        if packets.is_none() && args[i] == "--packets" || conns.is_none() && args[i] == "--conns" {
+            eprintln!("rvs-bench: {} needs a number", args[i]);
+            std::process::exit(2);
+        }
+        i += 2;
+    }
+    match (packets, conns) {
+        (Some(n), Some(m)) => {
+            let mut b = Established::new(m);
+            let forwarded = b.run(n, true);
+            println!("{{\"name\": \"forwarded\", \"value\": {forwarded}, \"unit\": \"packets\"}}");
+        }
+        (None, None) => suite(quick),
+        _ => {
+            eprintln!("rvs-bench: --packets and --conns go together");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn emit(name: &str, value: f64, unit: &str) {
+    println!("{{\"name\": \"{name}\", \"value\": {value:.1}, \"unit\": \"{unit}\"}}");
+}
+
+fn suite(quick: bool) {
+    let sizes: &[(u32, &str)] = if quick {
+        &[(10_000, "10k"), (100_000, "100k")]
+    } else {
+        &[(10_000, "10k"), (1_000_000, "1m"), (10_000_000, "10m")]
+    };
+    for &(m, label) in sizes {
+        let rss0 = rss_bytes();
+        let mut b = Established::new(m);
+        let rss1 = rss_bytes();
+        let n = if quick { 2_000_000 } else { 10_000_000 };
+        b.run(n / 10, true); // warm up
+        let harness = time_ns(n, || b.run(n, false));
+        let total = time_ns(n, || b.run(n, true));
+        emit(
+            &format!("established_nat_ns_{label}"),
+            total - harness,
+            "ns/packet",
+        );
+        emit(
+            &format!("established_nat_harness_ns_{label}"),
+            harness,
+            "ns/packet",
+        );
+        if m == 1_000_000 || (quick && m == 100_000) {
+            emit(
+                "bytes_per_conn",
+                b.d.conn_memory_bytes() as f64 / f64::from(m),
+                "bytes",
+            );
+            if let (Some(a), Some(z)) = (rss0, rss1) {
+                emit(
+                    "rss_bytes_per_conn",
+                    (z.saturating_sub(a)) as f64 / f64::from(m),
+                    "bytes",
+                );
+            }
+        }
+    }
+    let servers: &[u32] = if quick {
+        &[10, 1000]
+    } else {
+        &[10, 1000, 10_000]
+    };
+    for sched in [SchedKind::Wlc, SchedKind::Mh] {
+        for &n in servers {
+            let k = if quick { 50_000 } else { 300_000 };
+            let mut b = NewConns::new(sched, n, k);
+            let harness = time_ns(u64::from(k), || b.run(false));
+            let mut b = NewConns::new(sched, n, k);
+            let total = time_ns(u64::from(k), || b.run(true));
+            emit(
+                &format!("new_conn_ns_{}_{}", sched.name(), n),
+                total - harness,
+                "ns/conn",
+            );
+        }
+    }
+}
+
+fn time_ns(n: u64, mut f: impl FnMut() -> u64) -> f64 {
+    let t = Clock::now();
+    black_box(f());
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
+fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn client(i: u32) -> [u8; 4] {
+    [100, (i >> 16) as u8, (i >> 8) as u8, i as u8]
+}
+
+fn frame(src: [u8; 4], sport: u16, syn: bool) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src, VIP, 64)
+        .tcp(sport, 80, 1, 64240);
+    let b = if syn { b.syn() } else { b.ack(1) };
+    let mut out = Vec::new();
+    b.write(&mut out, if syn { &[] } else { &[0u8; 18] })
+        .expect("frame");
+    out
+}
+
+/// Recomputes the IPv4 header checksum after a source change (the engine
+/// verifies it on every packet).
+fn fix_ip_csum(f: &mut [u8]) {
+    f[24] = 0;
+    f[25] = 0;
+    let mut s: u32 = 0;
+    for c in f[14..34].chunks_exact(2) {
+        s += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    f[24..26].copy_from_slice(&(!(s as u16)).to_be_bytes());
+}
+
+/// Recomputes the TCP checksum (new connections have it verified).
+fn fix_tcp_csum(f: &mut [u8]) {
+    f[50] = 0;
+    f[51] = 0;
+    let tcp_len = f.len() - 34;
+    let mut s: u32 = 0;
+    for c in f[26..34].chunks_exact(2) {
+        s += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    s += 6 + tcp_len as u32;
+    for c in f[34..].chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], 0])
+        };
+        s += u32::from(w);
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    f[50..52].copy_from_slice(&(!(s as u16)).to_be_bytes());
+}
+
+struct Established {
+    d: Director,
+    conns: u32,
+    template: Vec<u8>,
+    mem: Vec<u8>,
+    rng: u64,
+}
+
+impl Established {
+    fn new(m: u32) -> Self {
+        let cfg = DirectorConfig {
+            max_conns: m + 1024,
+            expected_conns: m,
+            ..DirectorConfig::default()
+        };
+        let mut d = Director::new(cfg, Instant::ZERO);
+        let key = ServiceKey::Addr {
+            proto: Proto::TCP,
+            addr: Addr::v4(VIP),
+            port: 80,
+        };
+        let mut s = ServiceConfig::new(key);
+        s.sched = SchedKind::Rr;
+        d.add_service(s).expect("service");
+        for r in 0..10u8 {
+            let mut c = DestConfig::new(Addr::v4([10, 20, 0, 11 + r]), 8080);
+            c.fwd = Forward::Masq;
+            d.add_dest(&key, c).expect("dest");
+        }
+        let mut syn = frame([0; 4], 40000, true);
+        let mut mem = vec![0u8; 2048];
+        for i in 0..m {
+            syn[26..30].copy_from_slice(&client(i));
+            fix_ip_csum(&mut syn);
+            fix_tcp_csum(&mut syn);
+            mem[HEADROOM..HEADROOM + syn.len()].copy_from_slice(&syn);
+            let mut fb = FrameBuf::new(&mut mem, HEADROOM, syn.len()).expect("buf");
+            let v = d.handle_frame(Instant::from_secs(1), &mut fb, &RxMeta::default());
+            assert!(
+                matches!(v, Verdict::Forward(_)),
+                "setup SYN {i} not forwarded: {v:?}"
+            );
+        }
+        assert_eq!(d.conn_count(), m as usize);
+        Self {
+            d,
+            conns: m,
+            template: frame([0; 4], 40000, false),
+            mem,
+            rng: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// Forwards `n` packets of random established connections (with
+    /// `engine` false, prepares them only: the harness baseline).
+    fn run(&mut self, n: u64, engine: bool) -> u64 {
+        let len = self.template.len();
+        self.mem[HEADROOM..HEADROOM + len].copy_from_slice(&self.template);
+        let mut forwarded = 0;
+        for _ in 0..n {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let i = (self.rng % u64::from(self.conns)) as u32;
+            let f = &mut self.mem[HEADROOM..HEADROOM + len];
+            // A NAT rewrite changed the destination last time: restore it.
+            f[26..30].copy_from_slice(&client(i));
+            f[30..34].copy_from_slice(&VIP);
+            f[36..38].copy_from_slice(&80u16.to_be_bytes());
+            fix_ip_csum(f);
+            if engine {
+                let Ok(mut fb) = FrameBuf::new(&mut self.mem, HEADROOM, len) else {
+                    continue;
+                };
+                if let Verdict::Forward(_) =
+                    self.d
+                        .handle_frame(Instant::from_secs(2), &mut fb, &RxMeta::default())
+                {
+                    forwarded += 1;
+                }
+            } else {
+                forwarded += u64::from(black_box(&self.mem[HEADROOM + 30]) != &0);
+            }
+        }
+        forwarded
+    }
+}
+
+struct NewConns {
+    d: Director,
+    k: u32,
+    syn: Vec<u8>,
+    mem: Vec<u8>,
+}
+
+impl NewConns {
+    fn new(sched: SchedKind, servers: u32, k: u32) -> Self {
+        let cfg = DirectorConfig {
+            max_conns: k + 1024,
+            expected_conns: k,
+            ..DirectorConfig::default()
+        };
+        let mut d = Director::new(cfg, Instant::ZERO);
+        let key = ServiceKey::Addr {
+            proto: Proto::TCP,
+            addr: Addr::v4(VIP),
+            port: 80,
+        };
+        let mut s = ServiceConfig::new(key);
+        s.sched = sched;
+        d.add_service(s).expect("service");
+        for r in 0..servers {
+            let mut c = DestConfig::new(
+                Addr::v4([10, 100 + (r >> 16) as u8, (r >> 8) as u8, r as u8]),
+                8080,
+            );
+            c.fwd = Forward::Masq;
+            d.add_dest(&key, c).expect("dest");
+        }
+        Self {
+            d,
+            k,
+            syn: frame([0; 4], 40000, true),
+            mem: vec![0u8; 2048],
+        }
+    }
+
+    fn run(&mut self, engine: bool) -> u64 {
+        let len = self.syn.len();
+        let mut ok = 0;
+        for i in 0..self.k {
+            let f = &mut self.mem[HEADROOM..HEADROOM + len];
+            f.copy_from_slice(&self.syn);
+            f[26..30].copy_from_slice(&client(i));
+            fix_ip_csum(f);
+            fix_tcp_csum(f);
+            if engine {
+                let Ok(mut fb) = FrameBuf::new(&mut self.mem, HEADROOM, len) else {
+                    continue;
+                };
+                if let Verdict::Forward(_) =
+                    self.d
+                        .handle_frame(Instant::from_secs(1), &mut fb, &RxMeta::default())
+                {
+                    ok += 1;
+                }
+            } else {
+                ok += u64::from(black_box(&self.mem[HEADROOM + 26]) != &0);
+            }
+        }
+        ok
+    }
+}
