@@ -7,7 +7,8 @@
 //! expiry with re-arm) and the protocol state machines of
 //! `ip_vs_proto_{tcp,udp,sctp}.c` (see [`proto`]).
 //!
-//! Time only enters as an [`Instant`] argument: nothing here reads a clock.
+//! Time only enters as an [`Instant`](rvs_types::Instant) argument: nothing
+//! here reads a clock.
 //!
 //! # Ids
 //! A [`ConnId`] is a slab index. Ids are reused after a conn is removed,

@@ -347,6 +347,23 @@ impl ConnTable {
         c
     }
 
+    /// Removes every entry for which `pred` holds and returns them (flush,
+    /// or dropping a deleted dest's conns as `expire_nodest_conn` does).
+    /// O(slab size).
+    pub fn remove_where(
+        &mut self,
+        mut pred: impl FnMut(ConnId, &Conn) -> bool,
+    ) -> Vec<(ConnId, Conn)> {
+        let ids: Vec<ConnId> = self
+            .iter()
+            .filter(|(id, c)| pred(*id, c))
+            .map(|(id, _)| id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| self.remove(id).map(|c| (id, c)))
+            .collect()
+    }
+
     /// Expires every entry due at `now`, calling `on_expire(id, &conn)` for
     /// each: [`ExpireAction::Remove`] frees it, [`ExpireAction::Keep`]
     /// re-arms it from `now` (an entry kept with a zero duration is offered

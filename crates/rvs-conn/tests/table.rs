@@ -765,3 +765,29 @@ impl WithTcpVip for rvs_conn::InKey {
         self
     }
 }
+
+#[test]
+fn remove_where_drops_a_dests_conns() {
+    let mut t = table(100);
+    for i in 0..30 {
+        let c = Conn {
+            dest: i % 3,
+            ..established(i)
+        };
+        t.insert(c, secs(0)).unwrap();
+    }
+    let gone = t.remove_where(|_, c| c.dest == 1);
+    assert_eq!(gone.len(), 10);
+    assert!(gone.iter().all(|(_, c)| c.dest == 1));
+    assert_eq!(t.len(), 20);
+    assert!(t.iter().all(|(_, c)| c.dest != 1));
+    for (_, c) in &gone {
+        assert_eq!(
+            t.lookup_in(0, Proto::TCP, &c.caddr, c.cport, &VIP, 80),
+            None
+        );
+    }
+    assert_eq!(t.stats().removed, 10);
+    // nothing is left in the wheel for them
+    assert_eq!(expire_ids(&mut t, secs(900)).len(), 20);
+}
