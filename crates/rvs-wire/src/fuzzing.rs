@@ -22,6 +22,78 @@ fn cut(data: &[u8]) -> &[u8] {
     &data[..data.len().min(MAX_INPUT)]
 }
 
+/// Parses a frame and checks the offsets are consistent; verifies the L4
+/// checksum too (only for not panicking). Runs on the input as given and
+/// with its IPv4 header checksum repaired (so that mutations reach past the
+/// header check).
+pub fn fuzz_parse_frame(data: &[u8]) {
+    with_fixed(data, fuzz_parse_frame_one);
+}
+
+/// Parses a tunnel packet and decapsulates it; the result must be exactly
+/// the inner packet behind the original Ethernet header. Also run with the
+/// outer IPv4 header checksum repaired.
+pub fn fuzz_parse_tunnel(data: &[u8]) {
+    with_fixed(data, fuzz_parse_tunnel_one);
+}
+
+/// Parses a frame and, for an ICMP error with a quote, NATs it with
+/// [`crate::set_icmp_error`] every way round; the result must still parse,
+/// show the new addresses, and keep a valid ICMP checksum valid. Also run
+/// with the IPv4 header checksum repaired.
+pub fn fuzz_icmp_inner(data: &[u8]) {
+    with_fixed(data, fuzz_icmp_inner_one);
+}
+
+/// Parses a frame, then: NATs it both ways (checksums that verified must
+/// still verify; a refused rewrite must leave the frame alone),
+/// encapsulates it with every tunnel kind and outer family and
+/// decapsulates it again (the inner packet must come back unchanged), and
+/// builds a "too big" reply from it (which must parse and verify). Also run
+/// with the IPv4 header checksum repaired.
+pub fn fuzz_rewrite(data: &[u8]) {
+    with_fixed(data, fuzz_rewrite_one);
+}
+
+fn with_fixed(data: &[u8], f: fn(&[u8])) {
+    let data = cut(data);
+    f(data);
+    let mut mem = [0u8; MAX_INPUT];
+    let copy = &mut mem[..data.len()];
+    copy.copy_from_slice(data);
+    if fix_ipv4_checksum(copy) {
+        f(copy);
+    }
+}
+
+/// Recomputes the IPv4 header checksum of an Ethernet/IPv4 frame, if it
+/// looks like one; returns whether it changed anything.
+fn fix_ipv4_checksum(frame: &mut [u8]) -> bool {
+    let Ok(l2) = crate::ethernet::walk(frame) else {
+        return false;
+    };
+    if l2.ethertype != crate::ethernet::ETHERTYPE_IPV4 {
+        return false;
+    }
+    let Some(ip) = frame.get_mut(l2.len..) else {
+        return false;
+    };
+    let Some(&b0) = ip.first() else {
+        return false;
+    };
+    let hl = usize::from(b0 & 0x0f) * 4;
+    if hl < 20 || hl > ip.len() {
+        return false;
+    }
+    let old = [ip[10], ip[11]];
+    ip[10] = 0;
+    ip[11] = 0;
+    let c = crate::checksum::checksum(&ip[..hl]).to_be_bytes();
+    ip[10] = c[0];
+    ip[11] = c[1];
+    old != c
+}
+
 fn check_info(frame: &[u8], info: &PacketInfo) {
     assert!(info.l3_off <= info.l4_off);
     assert!(usize::from(info.l4_off) <= info.l3_end());
@@ -35,7 +107,7 @@ fn check_info(frame: &[u8], info: &PacketInfo) {
 
 /// Parses a frame and checks the offsets are consistent; verifies the L4
 /// checksum too (only for not panicking).
-pub fn fuzz_parse_frame(data: &[u8]) {
+fn fuzz_parse_frame_one(data: &[u8]) {
     let data = cut(data);
     if let Ok(Parsed::Ip(info)) = crate::parse_frame(data) {
         check_info(data, &info);
@@ -44,7 +116,7 @@ pub fn fuzz_parse_frame(data: &[u8]) {
 }
 
 /// Parses a tunnel packet and decapsulates it.
-pub fn fuzz_parse_tunnel(data: &[u8]) {
+fn fuzz_parse_tunnel_one(data: &[u8]) {
     let data = cut(data);
     let parsed = crate::parse_tunnel(data, &GUE_PORTS);
     if let Ok(Some(t)) = parsed {
@@ -73,7 +145,7 @@ pub fn fuzz_parse_tunnel(data: &[u8]) {
 /// Parses a frame and, for an ICMP error with a quote, NATs it with
 /// [`crate::set_icmp_error`] every way round; the result must still parse,
 /// show the new addresses, and keep a valid ICMP checksum valid.
-pub fn fuzz_icmp_inner(data: &[u8]) {
+fn fuzz_icmp_inner_one(data: &[u8]) {
     let data = cut(data);
     let Ok(Parsed::Ip(info)) = crate::parse_frame(data) else {
         return;
@@ -115,7 +187,7 @@ pub fn fuzz_icmp_inner(data: &[u8]) {
 /// still verify), encapsulates it with every tunnel kind and outer family
 /// and decapsulates it again (the inner packet must come back unchanged),
 /// and builds a "too big" reply from it (which must parse and verify).
-pub fn fuzz_rewrite(data: &[u8]) {
+fn fuzz_rewrite_one(data: &[u8]) {
     let data = cut(data);
     let Ok(Parsed::Ip(info)) = crate::parse_frame(data) else {
         return;

@@ -63,10 +63,15 @@ fn parse_v4(frame: &[u8], l3_off: usize, vlan: Option<u16>) -> Result<PacketInfo
     if total > pkt.len() {
         return Err(Error::Truncated);
     }
-    let Some(header) = pkt.get(..hl) else {
-        return Err(Error::Truncated);
+    let hsum = if hl == 20 {
+        checksum::sum_array(h)
+    } else {
+        let Some(header) = pkt.get(..hl) else {
+            return Err(Error::Truncated);
+        };
+        checksum::sum(header)
     };
-    if !checksum::verifies(checksum::sum(header)) {
+    if !checksum::verifies(hsum) {
         return Err(Error::BadChecksum);
     }
     let fw = u16::from_be_bytes([h[6], h[7]]);

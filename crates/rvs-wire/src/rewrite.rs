@@ -78,7 +78,7 @@ fn set_addr_port(
         return Ok(());
     }
     let mut addr_delta = Delta::new();
-    addr_delta.replace(old.wire_bytes(), addr.wire_bytes());
+    addr_delta.addr(&old, &addr);
     let port_off = match side {
         Side::Src => 0,
         Side::Dst => 2,
@@ -250,7 +250,7 @@ pub fn set_icmp_error(
     // Outer address.
     let old_outer = write_ip_addr(ip, info.af, outer, &outer_addr)?;
     if info.af == Af::V6 {
-        icmp_delta.replace(old_outer.wire_bytes(), outer_addr.wire_bytes());
+        icmp_delta.addr(&old_outer, &outer_addr);
     }
 
     // Quoted address (and quoted IPv4 header checksum).
@@ -263,13 +263,13 @@ pub fn set_icmp_error(
             };
             let old_csum = be16(h, 10);
             let old = write_ip_addr(qip, Af::V4, inner, &inner_addr)?;
-            icmp_delta.replace(old.wire_bytes(), inner_addr.wire_bytes());
+            icmp_delta.addr(&old, &inner_addr);
             icmp_delta.word(old_csum, be16(qip, 10));
             old
         }
         Af::V6 => {
             let old = write_ip_addr(qip, Af::V6, inner, &inner_addr)?;
-            icmp_delta.replace(old.wire_bytes(), inner_addr.wire_bytes());
+            icmp_delta.addr(&old, &inner_addr);
             old
         }
     };
@@ -287,7 +287,7 @@ pub fn set_icmp_error(
         put16(p, port_off, inner_port);
         icmp_delta.word(old_port, inner_port);
         let mut l4_delta = Delta::new();
-        l4_delta.replace(old_inner.wire_bytes(), inner_addr.wire_bytes());
+        l4_delta.addr(&old_inner, &inner_addr);
         l4_delta.word(old_port, inner_port);
         let csum_off = match q.proto {
             Proto::TCP => Some(tcp::CHECKSUM_OFF),
