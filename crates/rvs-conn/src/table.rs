@@ -377,7 +377,8 @@ impl ConnTable {
         mut on_expire: impl FnMut(ConnId, &Conn) -> ExpireAction,
     ) {
         let now_t = self.now_ceil(now);
-        let target = now.as_nanos() / self.tick_ns;
+        // Capped so that `target + 1` cannot overflow at Instant's end.
+        let target = (now.as_nanos() / self.tick_ns).min(u64::MAX - 1);
         if target < self.cur {
             return;
         }
@@ -623,7 +624,9 @@ impl ConnTable {
             .filter_map(|w| w.next_occupied(from))
             .min()?;
         Some(Instant::from_nanos(
-            (self.cur + d as u64).saturating_mul(self.tick_ns),
+            self.cur
+                .saturating_add(d as u64)
+                .saturating_mul(self.tick_ns),
         ))
     }
 

@@ -466,3 +466,100 @@ proptest! {
         run(ops)?;
     }
 }
+
+/// Arbitrary calls (bogus ids, garbage states, time going backwards,
+/// extreme durations) never panic and never break the length bound.
+#[derive(Clone, Debug)]
+enum Wild {
+    Insert(u8, u8, u8, u8),
+    State(u32, u8),
+    Update(u32, u8, u8),
+    Touch(u32),
+    SetTimeout(u32, u64),
+    Remove(u32),
+    Expire(u64, bool, u64),
+}
+
+fn wild() -> impl Strategy<Value = Wild> {
+    let id = prop_oneof![0..16u32, any::<u32>()];
+    prop_oneof![
+        (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>())
+            .prop_map(|(a, b, c, d)| Wild::Insert(a, b, c, d)),
+        (id.clone(), any::<u8>()).prop_map(|(i, s)| Wild::State(i, s)),
+        (id.clone(), any::<u8>(), any::<u8>()).prop_map(|(i, d, f)| Wild::Update(i, d, f)),
+        id.clone().prop_map(Wild::Touch),
+        (id.clone(), any::<u64>()).prop_map(|(i, s)| Wild::SetTimeout(i, s)),
+        id.prop_map(Wild::Remove),
+        (any::<u64>(), any::<bool>(), any::<u64>()).prop_map(|(t, k, d)| Wild::Expire(t, k, d)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn arbitrary_calls_never_panic(
+        ops in proptest::collection::vec(wild(), 1..150),
+        tick_ms in 1..2000u64,
+        base in any::<u64>(),
+    ) {
+        let cfg = TableConfig {
+            max_conns: 8,
+            tick: Duration::from_millis(tick_ms),
+            expected_conns: 0,
+        };
+        let mut t = ConnTable::new(cfg, Timeouts::default());
+        let mut now = base % (u64::MAX / 2);
+        for op in ops {
+            let at = Instant::from_nanos(now);
+            match op {
+                Wild::Insert(a, p, f, s) => {
+                    let protos = [Proto::TCP, Proto::UDP, Proto::SCTP, Proto::ICMP, Proto(0)];
+                    let fwds = [Fwd::Masq, Fwd::Local, Fwd::Tunnel, Fwd::Route, Fwd::Bypass, Fwd::FullNat];
+                    let c = Conn {
+                        caddr: addr(a % 4),
+                        cport: u16::from(p % 3),
+                        vaddr: VIP,
+                        vport: 80,
+                        proto: protos[usize::from(p) % protos.len()],
+                        fwd: fwds[usize::from(f) % fwds.len()],
+                        flags: ConnFlags(u16::from(f) << 5 | u16::from(s) << 8),
+                        state: s,
+                        laddr: LIP,
+                        lport: u16::from(a),
+                        ..Conn::default()
+                    };
+                    let _ = t.insert(c, at);
+                    let _ = t.drain_evicted().count();
+                }
+                Wild::State(i, s) => {
+                    if let Some(c) = t.get_mut(i) {
+                        c.state = s;
+                    }
+                }
+                Wild::Update(i, d, f) => {
+                    let dir = [Dir::Input, Dir::Output, Dir::InputOnly][usize::from(d) % 3];
+                    let _ = t.update_state(i, dir, f, at);
+                }
+                Wild::Touch(i) => t.touch(i, at),
+                Wild::SetTimeout(i, s) => t.set_timeout(i, Duration::from_nanos(s), at),
+                Wild::Remove(i) => {
+                    let _ = t.remove(i);
+                }
+                Wild::Expire(dt, keep, d) => {
+                    // mostly forward, sometimes backward
+                    now = if dt % 7 == 0 { now.saturating_sub(dt % 1_000_000_000_000) } else { now.saturating_add(dt % 5_000_000_000_000) };
+                    t.expire(Instant::from_nanos(now), |_, _| {
+                        if keep { ExpireAction::Keep(Duration::from_nanos(d)) } else { ExpireAction::Remove }
+                    });
+                }
+            }
+            prop_assert!(t.len() <= 8);
+            prop_assert_eq!(t.iter().count(), t.len());
+            let _ = t.poll_timeout();
+            for (id, c) in t.iter() {
+                prop_assert!(t.expires_at(id).is_some());
+                let _ = c.state_name();
+            }
+        }
+    }
+}

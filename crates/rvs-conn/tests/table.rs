@@ -791,3 +791,24 @@ fn remove_where_drops_a_dests_conns() {
     // nothing is left in the wheel for them
     assert_eq!(expire_ids(&mut t, secs(900)).len(), 20);
 }
+
+#[test]
+fn extreme_instants_do_not_panic() {
+    let mut t = ConnTable::new(
+        TableConfig {
+            tick: Duration::from_nanos(1),
+            ..cfg(10)
+        },
+        Timeouts::default(),
+    );
+    let end = Instant::from_nanos(u64::MAX);
+    let id = t.insert(established(1), end).unwrap();
+    t.touch(id, end);
+    t.update_state(id, Dir::Input, RST, end);
+    let _ = t.poll_timeout();
+    let _ = t.expires_at(id);
+    t.expire(end, |_, _| ExpireAction::Keep(Duration::MAX));
+    t.expire(end, |_, _| ExpireAction::Remove);
+    t.set_timeout(id, Duration::MAX, Instant::ZERO);
+    t.expire(Instant::ZERO, |_, _| ExpireAction::Remove);
+}
