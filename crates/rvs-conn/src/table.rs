@@ -108,6 +108,7 @@ pub struct ConnTable {
     timeouts: Timeouts,
     ticks: TickTable,
     secure_tcp: bool,
+    established_only: bool,
     no_cport: usize,
     evicted: Vec<Conn>,
     stats: TableStats,
@@ -144,6 +145,7 @@ impl ConnTable {
             timeouts: Timeouts::default(),
             ticks: TickTable::default(),
             secure_tcp: false,
+            established_only: false,
             no_cport: 0,
             evicted: Vec::new(),
             stats: TableStats::default(),
@@ -213,6 +215,7 @@ impl ConnTable {
     pub fn update_state(&mut self, id: ConnId, dir: Dir, flags: u8, now: Instant) -> StateChange {
         let now_t = self.now_ceil(now);
         let secure = self.secure_tcp;
+        let established_only = self.established_only;
         let ticks = &self.ticks;
         let Some(e) = entry_mut_in(&mut self.chunks, id).filter(|e| e.prev != FREE) else {
             return StateChange::default();
@@ -246,7 +249,12 @@ impl ConnTable {
                     Dir::InputOnly => 8,
                 };
                 let new = tcp::next(secure, off, flags, old);
-                (new, tcp::ACTIVE.get(new as usize).copied().unwrap_or(false))
+                let active = if established_only {
+                    new == tcp::ESTABLISHED
+                } else {
+                    tcp::ACTIVE.get(new as usize).copied().unwrap_or(false)
+                };
+                (new, active)
             }
             Proto::SCTP => {
                 let d = match dir {
@@ -448,6 +456,14 @@ impl ConnTable {
         }
         self.ticks = ticks;
         self.timeouts = t;
+    }
+
+    /// Counts a TCP conn active only in ESTABLISHED, as kernels before
+    /// `tcp_state_active_table` did (and as `set_sctp_state` still does for
+    /// SCTP). Off by default: current kernels also count SYN_SENT,
+    /// SYN_RECV and SYNACK as active.
+    pub fn set_established_only_active(&mut self, on: bool) {
+        self.established_only = on;
     }
 
     /// Selects the `secure_tcp` state table (`tcp_states_dos`) for TCP

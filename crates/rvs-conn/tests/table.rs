@@ -812,3 +812,18 @@ fn extreme_instants_do_not_panic() {
     t.set_timeout(id, Duration::MAX, Instant::ZERO);
     t.expire(Instant::ZERO, |_, _| ExpireAction::Remove);
 }
+
+/// The older rule: only ESTABLISHED counts as active.
+#[test]
+fn established_only_active_rule() {
+    let mut t = table(10);
+    t.set_established_only_active(true);
+    let id = t.insert(nat_conn(1, 1), secs(0)).unwrap();
+    let ch = t.update_state(id, Dir::Input, SYN, secs(0));
+    assert_eq!(ch.new, tcp::SYN_RECV);
+    assert!(!ch.was_active && !ch.is_active);
+    let ch = t.update_state(id, Dir::Input, ACK, secs(0));
+    assert!(!ch.was_active && ch.is_active);
+    let ch = t.update_state(id, Dir::Input, RST, secs(0));
+    assert!(ch.was_active && !ch.is_active);
+}
