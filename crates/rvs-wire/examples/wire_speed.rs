@@ -21,7 +21,10 @@ fn time(name: &str, iters: u32, mut f: impl FnMut()) {
 }
 
 fn main() {
-    let iters = 5_000_000;
+    let iters = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5_000_000u32);
     let a = Addr::v4([10, 0, 0, 1]);
     let b = Addr::v4([10, 0, 0, 2]);
     let v4 = testing::tcp_v4(a, 40000, b, 80, 0x10, &[0x5a; 64]);
