@@ -775,6 +775,50 @@ fn gre_keyed_4in6() {
 }
 
 #[test]
+fn gue_variant1_control_and_foreign_gre() {
+    let inner = testing::udp_v4(v4(10, 0, 0, 1), 5, v4(10, 0, 0, 2), 6, b"v1");
+    // Variant 1: the inner IPv4 packet straight after the UDP header.
+    let f = testing::udp_v4(
+        v4(192, 0, 2, 1),
+        40000,
+        v4(192, 0, 2, 2),
+        6080,
+        &inner[14..],
+    );
+    let t = parse_tunnel(&f, &[6080]).unwrap().unwrap();
+    assert_eq!((t.inner_l3_off, t.inner_af), (14 + 20 + 8, Af::V4));
+    let (mut mem, head, len) = with_room(&f, 0);
+    let mut buf = FrameBuf::new(&mut mem, head, len).unwrap();
+    assert_eq!(decapsulate(&mut buf, &[6080]), Ok(true));
+    assert_eq!(buf.data(), &inner[..]);
+    // A GUE control message is not a tunnelled packet.
+    let mut ctl = vec![0x20, 0, 0, 0];
+    ctl.extend_from_slice(&inner[14..]);
+    let f = testing::udp_v4(v4(192, 0, 2, 1), 40000, v4(192, 0, 2, 2), 6080, &ctl);
+    assert_eq!(parse_tunnel(&f, &[6080]), Ok(None));
+    // GRE carrying transparent Ethernet bridging (0x6558) is not ours.
+    let mut gre = vec![0, 0, 0x65, 0x58];
+    gre.extend_from_slice(&inner);
+    let f = testing::ip_frame(
+        v4(192, 0, 2, 1),
+        v4(192, 0, 2, 2),
+        Proto::GRE,
+        &gre,
+        &IpOpts::default(),
+    );
+    assert_eq!(parse_tunnel(&f, &[]), Ok(None));
+    // IP-in-IP whose inner header is cut short.
+    let f = testing::ip_frame(
+        v4(192, 0, 2, 1),
+        v4(192, 0, 2, 2),
+        Proto::IPIP,
+        &inner[14..30],
+        &IpOpts::default(),
+    );
+    assert_eq!(parse_tunnel(&f, &[]), Err(Error::Truncated));
+}
+
+#[test]
 fn decap_not_tunnel() {
     let (mut mem, head, len) = with_room(&TCP_SYN, 0);
     let mut buf = FrameBuf::new(&mut mem, head, len).unwrap();
