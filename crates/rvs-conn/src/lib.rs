@@ -107,6 +107,10 @@ impl ConnFlags {
     /// The conn is bound to a dest (the kernel's `cp->dest != NULL`): only
     /// then do state changes move the INACTIVE flag.
     pub const HAS_DEST: Self = Self(0x4000);
+    /// Out of the lookup index but still alive (set by
+    /// [`ConnTable::unhash`]): the kernel's invalidated template, which no
+    /// lookup finds but which lives until the conns it controls are gone.
+    pub const UNHASHED: Self = Self(0x8000);
 
     /// Whether every bit of `other` is set.
     #[inline]

@@ -332,7 +332,10 @@ impl ConnTable {
         let Some(c) = self.get(id).copied() else {
             return false;
         };
-        if !c.flags.contains(ConnFlags::NO_CPORT) || c.is_template() {
+        if !c.flags.contains(ConnFlags::NO_CPORT)
+            || c.is_template()
+            || c.flags.contains(ConnFlags::UNHASHED)
+        {
             return false;
         }
         self.unindex(id);
@@ -342,6 +345,23 @@ impl ConnTable {
         }
         self.no_cport = self.no_cport.saturating_sub(1);
         self.index_entry(id);
+        true
+    }
+
+    /// Takes `id` out of the lookup index while keeping it alive, so that no
+    /// lookup finds it but it still expires (and can be removed) as usual:
+    /// the kernel's invalidation of a stale persistence template in
+    /// `ip_vs_check_template` (rehashed under an impossible port). Returns
+    /// false when `id` is not live or already unhashed.
+    pub fn unhash(&mut self, id: ConnId) -> bool {
+        match self.get(id) {
+            Some(c) if !c.flags.contains(ConnFlags::UNHASHED) => {}
+            _ => return false,
+        }
+        self.unindex(id);
+        if let Some(e) = self.entry_mut(id) {
+            e.conn.flags.insert(ConnFlags::UNHASHED);
+        }
         true
     }
 
@@ -730,6 +750,8 @@ impl ConnTable {
         };
         let embryo = is_embryonic(&conn);
         let deadline = (now_t as u32).wrapping_add(to);
+        let mut conn = conn;
+        conn.flags.remove(ConnFlags::UNHASHED);
         if let Some(e) = self.entry_mut(id) {
             *e = Entry {
                 conn,
@@ -900,7 +922,9 @@ impl ConnTable {
     /// Unindexes and frees an entry that is no longer linked in the wheel.
     fn free_entry(&mut self, id: ConnId) -> Option<Conn> {
         let conn = self.get(id).copied()?;
-        self.unindex(id);
+        if !conn.flags.contains(ConnFlags::UNHASHED) {
+            self.unindex(id);
+        }
         if conn.flags.contains(ConnFlags::NO_CPORT) {
             self.no_cport = self.no_cport.saturating_sub(1);
         }
@@ -1008,7 +1032,10 @@ impl ConnTable {
         let id_bits = 32 - self.index.id_mask().leading_zeros();
         self.index = Index::new(id_bits, cap);
         for id in 0..self.slab_len {
-            if self.get(id).is_some() {
+            if self
+                .get(id)
+                .is_some_and(|c| !c.flags.contains(ConnFlags::UNHASHED))
+            {
                 self.index_entry(id);
             }
         }

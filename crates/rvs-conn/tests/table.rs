@@ -827,3 +827,40 @@ fn established_only_active_rule() {
     let ch = t.update_state(id, Dir::Input, RST, secs(0));
     assert!(ch.was_active && !ch.is_active);
 }
+
+#[test]
+fn unhashed_template_is_not_found_but_lives_and_expires() {
+    let mut t = table(10);
+    let tpl = Conn {
+        flags: ConnFlags::TEMPLATE,
+        cport: 0,
+        ..nat_conn(1, 0)
+    };
+    let id = t.insert(tpl, secs(0)).unwrap();
+    t.set_timeout(id, Duration::from_secs(60), secs(0));
+    let find = |t: &ConnTable| {
+        t.lookup_template(
+            tpl.zone, tpl.proto, &tpl.caddr, &tpl.vaddr, tpl.vport, tpl.fwmark,
+        )
+    };
+    assert_eq!(find(&t), Some(id));
+    assert!(t.unhash(id));
+    assert!(!t.unhash(id), "a second unhash is a no-op");
+    assert_eq!(find(&t), None);
+    assert_eq!(t.len(), 1);
+    // A fresh template with the same key is found, the old one still lives.
+    let id2 = t.insert(tpl, secs(1)).unwrap();
+    t.set_timeout(id2, Duration::from_secs(600), secs(1));
+    assert_ne!(id2, id);
+    assert_eq!(find(&t), Some(id2));
+    // Growth rebuilds the index: the unhashed one must stay out of it.
+    for i in 2..9 {
+        t.insert(nat_conn(i, 1000 + i as u16), secs(1)).unwrap();
+    }
+    assert_eq!(find(&t), Some(id2));
+    // It expires like any entry, and removal does not disturb the index.
+    let gone = expire_ids(&mut t, secs(61));
+    assert!(gone.contains(&id));
+    assert_eq!(find(&t), Some(id2));
+    assert_eq!(t.len(), 1);
+}

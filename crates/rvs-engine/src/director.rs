@@ -705,7 +705,7 @@ impl Director {
                     self.topo.release(tid, &t);
                 }
             } else {
-                let _ = tid; // UNHASH-PENDING: self.conns.unhash(tid)
+                self.conns.unhash(tid);
             }
         }
         let Some(svc) = self.topo.service_mut(svc_idx) else {
