@@ -171,10 +171,11 @@ impl Topology {
     /// the VIP's port-zero service.
     #[inline]
     fn lookup(&self, fwmark: u32, af: Af, proto: Proto, addr: &Addr, port: u16) -> Option<u32> {
-        if fwmark != 0 && !self.by_mark.is_empty() {
-            if let Some(&s) = self.by_mark.get(&(fwmark, af)) {
-                return Some(s);
-            }
+        if fwmark != 0
+            && !self.by_mark.is_empty()
+            && let Some(&s) = self.by_mark.get(&(fwmark, af))
+        {
+            return Some(s);
         }
         if let Some(&s) = self.by_addr.get(&(proto, *addr, port)) {
             return Some(s);
@@ -191,10 +192,10 @@ impl Topology {
         let template = c.flags.contains(ConnFlags::TEMPLATE);
         if template {
             self.template_refs.remove(&id);
-        } else if c.control != NO_CONN {
-            if let Some(n) = self.template_refs.get_mut(&c.control) {
-                *n = n.saturating_sub(1);
-            }
+        } else if c.control != NO_CONN
+            && let Some(n) = self.template_refs.get_mut(&c.control)
+        {
+            *n = n.saturating_sub(1);
         }
         if !c.flags.contains(ConnFlags::HAS_DEST) {
             return;
@@ -339,6 +340,11 @@ impl Director {
         if let Some(id) = self.conns.lookup_in(
             zone, info.proto, &info.src, info.sport, &info.dst, info.dport,
         ) {
+            // Fast path: neither a new-connection attempt nor a removed real
+            // server to check for (the trash is empty).
+            if self.topo.trash.is_empty() && !is_new_conn(frame.data(), &info) {
+                return self.forward_in(now, frame, &info, id);
+            }
             match self.check_reuse(id, frame.data(), &info) {
                 Reuse::Keep => return self.forward_in(now, frame, &info, id),
                 Reuse::DropExpired => {
@@ -525,14 +531,14 @@ impl Director {
                     return self.drop(DropReason::BadTcpFlags);
                 }
                 let syn = info.tcp_flags & (TCP_SYN | TCP_RST) == TCP_SYN;
-                if !syn && !(self.cfg.sloppy_tcp && info.tcp_flags & TCP_RST == 0) {
+                if !(syn || self.cfg.sloppy_tcp && info.tcp_flags & TCP_RST == 0) {
                     return self.drop(DropReason::TcpNotSyn);
                 }
             }
-            Proto::SCTP => {
-                if sctp_chunk(frame.data(), info) != Some(SCTP_INIT) && !self.cfg.sloppy_sctp {
-                    return self.drop(DropReason::SctpNotInit);
-                }
+            Proto::SCTP
+                if sctp_chunk(frame.data(), info) != Some(SCTP_INIT) && !self.cfg.sloppy_sctp =>
+            {
+                return self.drop(DropReason::SctpNotInit);
             }
             _ => {}
         }
@@ -615,7 +621,6 @@ impl Director {
             control,
             nh: u32::MAX,
             fwmark,
-            ..Conn::default()
         };
         if ops {
             // One-packet scheduling: the entry lives for this packet only
@@ -735,7 +740,6 @@ impl Director {
             control: NO_CONN,
             nh: u32::MAX,
             fwmark: mark,
-            ..Conn::default()
         };
         let tid = match self.conns.insert(template, now) {
             Ok(id) => id,
@@ -764,6 +768,11 @@ impl Director {
             return self.drop(DropReason::NoDest);
         };
         let (fwd, daddr, dport, dest_id, svc) = (c.fwd, c.daddr, c.dport, c.dest, c.svc);
+        if self.cfg.checksums == ChecksumPolicy::All
+            && let Err(e) = rvs_wire::verify_l4_checksum(frame.data(), info)
+        {
+            return self.drop(e.into());
+        }
         let dir = if fwd == rvs_conn::Fwd::Masq {
             Dir::Input
         } else {
@@ -864,10 +873,10 @@ impl Director {
             return self.pass();
         }
         let (vaddr, vport, caddr, dest_id, svc) = (c.vaddr, c.vport, c.caddr, c.dest, c.svc);
-        if self.cfg.checksums == ChecksumPolicy::All {
-            if let Err(e) = rvs_wire::verify_l4_checksum(frame.data(), info) {
-                return self.drop(e.into());
-            }
+        if self.cfg.checksums == ChecksumPolicy::All
+            && let Err(e) = rvs_wire::verify_l4_checksum(frame.data(), info)
+        {
+            return self.drop(e.into());
         }
         self.update_state(now, frame.data(), info, id, Dir::Output, dest_id);
         let bytes = info.l3_len as usize;
@@ -909,15 +918,11 @@ impl Director {
                 None
             }
         };
-        if let Some(ch) = change {
-            if ch.was_active != ch.is_active {
-                if let Some(c) = self.conns.get_mut(id) {
-                    if ch.is_active {
-                        c.flags.remove(ConnFlags::INACTIVE);
-                    } else {
-                        c.flags.insert(ConnFlags::INACTIVE);
-                    }
-                }
+        // The table moved the entry's INACTIVE flag; move the dest's counters.
+        if let Some(ch) = change
+            && ch.was_active != ch.is_active
+        {
+            {
                 if let Some(d) = self.topo.dest_mut(dest_id) {
                     d.move_active(ch.was_active, ch.is_active);
                 }

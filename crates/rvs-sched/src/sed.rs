@@ -7,7 +7,6 @@
 //! weight-0 dest never wins. No dest → `None`.
 
 use crate::DestView;
-use crate::common::mul_gt;
 
 /// `ip_vs_sed_dest_overhead`: `activeconns + 1`.
 #[inline(always)]
@@ -18,26 +17,7 @@ pub(crate) fn sed_overhead<D: DestView>(d: &D) -> i64 {
 /// `ip_vs_sed_schedule`.
 #[inline]
 pub(crate) fn schedule<D: DestView>(dests: &[D]) -> Option<usize> {
-    let mut it = dests.iter().enumerate();
-    let (mut least, mut lw, mut loh) = loop {
-        let (i, d) = it.next()?;
-        if !d.overloaded() && d.weight() > 0 {
-            break (i, d.weight() as i64, sed_overhead(d));
-        }
-    };
-    for (i, d) in it {
-        if d.overloaded() {
-            continue;
-        }
-        let doh = sed_overhead(d);
-        let dw = d.weight() as i64;
-        if mul_gt(loh, dw, doh, lw) {
-            least = i;
-            lw = dw;
-            loh = doh;
-        }
-    }
-    Some(least)
+    crate::common::weighted_least(dests, sed_overhead)
 }
 
 #[cfg(test)]
