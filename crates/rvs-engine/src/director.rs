@@ -780,16 +780,9 @@ impl Director {
         };
         self.update_state(now, frame.data(), info, id, dir, dest_id);
         let bytes = info.l3_len as usize;
-        let tunnel = match self.topo.dest_mut(dest_id) {
-            Some(d) => {
-                d.stats.count_in(bytes);
-                match d.cfg.fwd {
-                    Fwd::Tunnel(k) => Some(k),
-                    _ => None,
-                }
-            }
-            None => None,
-        };
+        if let Some(d) = self.topo.dest_mut(dest_id) {
+            d.stats.count_in(bytes);
+        }
         if let Some(s) = self.topo.service_mut(svc) {
             s.stats.count_in(bytes);
         }
@@ -806,9 +799,9 @@ impl Director {
                     Err(e) => self.drop(e.into()),
                 }
             }
-            rvs_conn::Fwd::Tunnel => match tunnel {
-                Some(kind) => self.tunnel(frame, info, &kind, daddr, id),
-                None => self.drop(DropReason::NoDest),
+            rvs_conn::Fwd::Tunnel => match self.topo.dest(dest_id).map(|d| d.cfg.fwd) {
+                Some(Fwd::Tunnel(kind)) => self.tunnel(frame, info, &kind, daddr, id),
+                _ => self.drop(DropReason::NoDest),
             },
             rvs_conn::Fwd::Local => self.pass(),
             _ => forward,
