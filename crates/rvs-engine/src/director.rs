@@ -324,7 +324,7 @@ impl Director {
         meta: &RxMeta,
     ) -> Verdict {
         let parsed = rvs_wire::parse_frame(frame.data());
-        self.handle_parsed(now, frame, parsed, meta)
+        self.handle_parsed(now, frame, &parsed, meta)
     }
 
     /// Handles a batch of received frames, as a driver gets them from a
@@ -375,7 +375,7 @@ impl Director {
                 let p = parsed[i - start]
                     .take()
                     .unwrap_or(Err(rvs_wire::Error::Truncated));
-                verdicts[i] = self.handle_parsed(now, &mut frames[i], p, &metas[i]);
+                verdicts[i] = self.handle_parsed(now, &mut frames[i], &p, &metas[i]);
             }
             start = end;
         }
@@ -386,17 +386,17 @@ impl Director {
         &mut self,
         now: Instant,
         frame: &mut FrameBuf<'_>,
-        parsed: Result<Parsed, rvs_wire::Error>,
+        parsed: &Result<Parsed, rvs_wire::Error>,
         meta: &RxMeta,
     ) -> Verdict {
         let info = match parsed {
             Ok(Parsed::Ip(info)) => info,
             Ok(Parsed::Arp | Parsed::Other(_)) => return self.pass(),
-            Err(e) => return self.drop(e.into()),
+            Err(e) => return self.drop((*e).into()),
         };
         match info.proto {
             Proto::TCP | Proto::UDP | Proto::SCTP => {}
-            Proto::ICMP | Proto::ICMPV6 => return self.handle_icmp(now, frame, &info, meta),
+            Proto::ICMP | Proto::ICMPV6 => return self.handle_icmp(now, frame, info, meta),
             _ => return self.pass(),
         }
         if info.frag != Frag::None {
@@ -408,11 +408,11 @@ impl Director {
         ) {
             // Fast path: neither a new-connection attempt nor a removed real
             // server to check for (the trash is empty).
-            if self.topo.trash.is_empty() && !is_new_conn(frame.data(), &info) {
-                return self.forward_in(now, frame, &info, id);
+            if self.topo.trash.is_empty() && !is_new_conn(frame.data(), info) {
+                return self.forward_in(now, frame, info, id);
             }
-            match self.check_reuse(id, frame.data(), &info) {
-                Reuse::Keep => return self.forward_in(now, frame, &info, id),
+            match self.check_reuse(id, frame.data(), info) {
+                Reuse::Keep => return self.forward_in(now, frame, info, id),
                 Reuse::DropExpired => {
                     self.flush_conn(id);
                     return self.drop(DropReason::NoDestConn);
@@ -422,7 +422,7 @@ impl Director {
         } else if let Some(id) = self.conns.lookup_out(
             zone, info.proto, &info.src, info.sport, &info.dst, info.dport,
         ) {
-            return self.forward_out(now, frame, &info, id);
+            return self.forward_out(now, frame, info, id);
         }
         let Some(svc) = self
             .topo
@@ -430,7 +430,7 @@ impl Director {
         else {
             return self.pass();
         };
-        self.new_conn(now, frame, &info, meta, svc)
+        self.new_conn(now, frame, info, meta, svc)
     }
 
     /// Runs timers due at `now`: connection expiry, scheduler tables, the

@@ -57,6 +57,10 @@ fn set_addr_port(
     if addr.af() != info.af {
         return Err(Error::Unsupported);
     }
+    if info.af == Af::V4 && info.frag == Frag::None && matches!(info.proto, Proto::TCP | Proto::UDP)
+    {
+        return set_v4_fast(frame, info, side, addr, port);
+    }
     let l3_off = usize::from(info.l3_off);
     let l4_off = usize::from(info.l4_off);
     let end = info.l3_end();
@@ -152,6 +156,67 @@ fn port_of(info: &PacketInfo, side: Side) -> u16 {
 
 /// Writes the address at `side` of the IP header `ip` (fixing the IPv4
 /// header checksum) and returns the old address.
+/// The hot case of [`set_addr_port`]: an unfragmented IPv4 TCP or UDP
+/// packet. Same checks and results, written with 32-bit words: one RFC 1624
+/// update of the IPv4 header checksum for the address, one of the L4
+/// checksum for address and port together.
+#[inline]
+fn set_v4_fast(
+    frame: &mut [u8],
+    info: &PacketInfo,
+    side: Side,
+    addr: Addr,
+    port: u16,
+) -> Result<(), Error> {
+    let l3 = usize::from(info.l3_off);
+    let l4 = usize::from(info.l4_off);
+    let tcp = info.proto == Proto::TCP;
+    let (csum_off, need) = if tcp {
+        (tcp::CHECKSUM_OFF, 20)
+    } else {
+        (udp::CHECKSUM_OFF, 8)
+    };
+    if l3 + 20 > l4 || l4 + need > info.l3_end() || info.l3_end() > frame.len() {
+        return Err(Error::Truncated);
+    }
+    let (aoff, poff) = match side {
+        Side::Src => (l3 + 12, l4),
+        Side::Dst => (l3 + 16, l4 + 2),
+    };
+    let old_a = u32::from_be_bytes([
+        frame[aoff],
+        frame[aoff + 1],
+        frame[aoff + 2],
+        frame[aoff + 3],
+    ]);
+    let new_a = u32::from_be_bytes(addr.octets4());
+    let old_p = be16(frame, poff);
+    if old_a != new_a {
+        let ipc = be16(frame, l3 + 10);
+        put16(frame, l3 + 10, checksum::update32(ipc, old_a, new_a));
+        frame[aoff..aoff + 4].copy_from_slice(&new_a.to_be_bytes());
+    } else if old_p == port {
+        return Ok(());
+    }
+    let d = ((old_a >> 16) ^ 0xffff)
+        + ((old_a & 0xffff) ^ 0xffff)
+        + (new_a >> 16)
+        + (new_a & 0xffff)
+        + (u32::from(old_p) ^ 0xffff)
+        + u32::from(port);
+    let c = be16(frame, l4 + csum_off);
+    if tcp || c != 0 {
+        let n = !checksum::fold(checksum::add(u32::from(!c), d));
+        put16(
+            frame,
+            l4 + csum_off,
+            if !tcp && n == 0 { 0xffff } else { n },
+        );
+    }
+    put16(frame, poff, port);
+    Ok(())
+}
+
 #[inline]
 fn write_ip_addr(ip: &mut [u8], af: Af, side: Side, addr: &Addr) -> Result<Addr, Error> {
     match af {
