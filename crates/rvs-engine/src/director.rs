@@ -148,6 +148,20 @@ impl Topology {
         }
     }
 
+    /// Tells the dest's scheduler that its counters or overload flag
+    /// changed (see `rvs_sched::Scheduler::counts_changed`).
+    #[inline]
+    fn counts_changed(&mut self, id: u32) {
+        if let Some(Loc::Live { svc, pos }) = self.dest_loc.get(id as usize).copied()
+            && let Some(s) = self
+                .services
+                .get_mut(svc as usize)
+                .and_then(|s| s.as_deref_mut())
+        {
+            s.sched.counts_changed(pos as usize, &s.dests);
+        }
+    }
+
     #[inline]
     fn dest_available(&self, id: u32) -> bool {
         matches!(self.dest_loc.get(id as usize), Some(Loc::Live { .. }))
@@ -206,6 +220,7 @@ impl Topology {
             d.unbind(template, inactive);
             collect = d.refs() == 0;
         }
+        self.counts_changed(c.dest);
         if collect && matches!(self.dest_loc.get(c.dest as usize), Some(Loc::Trash)) {
             self.trash.remove(&c.dest);
             self.dest_loc[c.dest as usize] = Loc::Gone;
@@ -705,6 +720,7 @@ impl Director {
             d.bind(false);
             d.stats.conns += 1;
         }
+        self.topo.counts_changed(dest_id);
         if control != NO_CONN {
             *self.topo.template_refs.entry(control).or_insert(0) += 1;
         }
@@ -820,6 +836,7 @@ impl Director {
         if let Some(d) = self.topo.dest_mut(dest_id) {
             d.bind(true);
         }
+        self.topo.counts_changed(dest_id);
         Ok((dest_id, tid))
     }
 
@@ -981,11 +998,10 @@ impl Director {
         if let Some(ch) = change
             && ch.was_active != ch.is_active
         {
-            {
-                if let Some(d) = self.topo.dest_mut(dest_id) {
-                    d.move_active(ch.was_active, ch.is_active);
-                }
+            if let Some(d) = self.topo.dest_mut(dest_id) {
+                d.move_active(ch.was_active, ch.is_active);
             }
+            self.topo.counts_changed(dest_id);
         }
     }
 

@@ -64,6 +64,7 @@ mod fo;
 mod lblc;
 mod lblcr;
 mod lc;
+mod least;
 mod loctab;
 mod mh;
 mod nq;
@@ -326,16 +327,37 @@ enum Inner {
     Fo,
     Lblc(lblc::Lblc),
     Lblcr(lblcr::Lblcr),
-    Lc,
+    Lc(least::LeastTree),
     Mh(mh::Mh),
-    Nq,
+    Nq(least::LeastTree),
     Ovf,
     Rr(rr::Rr),
-    Sed,
+    Sed(least::LeastTree),
     Sh(sh::Sh),
     Twos(twos::Twos),
-    Wlc,
+    Wlc(least::LeastTree),
     Wrr(wrr::Wrr),
+}
+
+/// The tree's answer when it keeps one for these dests, else the scan; in
+/// debug builds the tree's answer is checked against the scan.
+#[inline]
+fn least_or_scan<D: DestView>(
+    t: &least::LeastTree,
+    dests: &[D],
+    scan: fn(&[D]) -> Option<usize>,
+) -> Option<usize> {
+    match t.best(dests) {
+        Some(answer) => {
+            debug_assert_eq!(
+                answer,
+                scan(dests),
+                "stale scheduler tree: a counts_changed call was missed"
+            );
+            answer
+        }
+        None => scan(dests),
+    }
 }
 
 impl Scheduler {
@@ -347,15 +369,15 @@ impl Scheduler {
             SchedKind::Fo => Inner::Fo,
             SchedKind::Lblc => Inner::Lblc(lblc::Lblc::new(params.lblc_expiration)),
             SchedKind::Lblcr => Inner::Lblcr(lblcr::Lblcr::new(params.lblcr_expiration)),
-            SchedKind::Lc => Inner::Lc,
+            SchedKind::Lc => Inner::Lc(least::LeastTree::default()),
             SchedKind::Mh => Inner::Mh(mh::Mh::new(params.mh_tab_size, flags)),
-            SchedKind::Nq => Inner::Nq,
+            SchedKind::Nq => Inner::Nq(least::LeastTree::default()),
             SchedKind::Ovf => Inner::Ovf,
             SchedKind::Rr => Inner::Rr(rr::Rr::default()),
-            SchedKind::Sed => Inner::Sed,
+            SchedKind::Sed => Inner::Sed(least::LeastTree::default()),
             SchedKind::Sh => Inner::Sh(sh::Sh::new(params.sh_tab_bits, flags)),
             SchedKind::Twos => Inner::Twos(twos::Twos::new(params.seed)),
-            SchedKind::Wlc => Inner::Wlc,
+            SchedKind::Wlc => Inner::Wlc(least::LeastTree::default()),
             SchedKind::Wrr => Inner::Wrr(wrr::Wrr::default()),
         };
         Self { kind, flags, inner }
@@ -396,8 +418,32 @@ impl Scheduler {
             Inner::Rr(s) => s.update(dests),
             Inner::Sh(s) => s.update(dests),
             Inner::Wrr(s) => s.update(dests),
-            Inner::Fo | Inner::Lc | Inner::Nq | Inner::Ovf | Inner::Sed | Inner::Twos(_) => {}
-            Inner::Wlc => {}
+            Inner::Lc(t) => t.rebuild(least::Order::Lc, dests),
+            Inner::Nq(t) => t.rebuild(least::Order::Nq, dests),
+            Inner::Sed(t) => t.rebuild(least::Order::Sed, dests),
+            Inner::Wlc(t) => t.rebuild(least::Order::Wlc, dests),
+            Inner::Fo | Inner::Ovf | Inner::Twos(_) => {}
+        }
+    }
+
+    /// Reports that the dest at `pos` in `dests` changed its
+    /// `activeconns`, `inactconns` or overload flag (a connection bound,
+    /// unbound or moved between active and inactive; a threshold crossed).
+    ///
+    /// CONTRACT: for lc, wlc, sed and nq over many dests, [`Self::schedule`]
+    /// answers from a structure these calls keep current (O(1) per new
+    /// connection instead of the kernel's O(n) scan, with the kernel's exact
+    /// answer); a missed call makes its answers stale. Debug builds check
+    /// every answer against the scan. Weight edits and dest additions or
+    /// removals go through [`Self::update`]. A no-op for other schedulers.
+    #[inline]
+    pub fn counts_changed<D: DestView>(&mut self, pos: usize, dests: &[D]) {
+        match &mut self.inner {
+            Inner::Lc(t) => t.changed(least::Order::Lc, pos, dests),
+            Inner::Nq(t) => t.changed(least::Order::Nq, pos, dests),
+            Inner::Sed(t) => t.changed(least::Order::Sed, pos, dests),
+            Inner::Wlc(t) => t.changed(least::Order::Wlc, pos, dests),
+            _ => {}
         }
     }
 
@@ -411,15 +457,15 @@ impl Scheduler {
             Inner::Fo => fo::schedule(dests),
             Inner::Lblc(s) => s.schedule(dests, input),
             Inner::Lblcr(s) => s.schedule(dests, input),
-            Inner::Lc => lc::schedule(dests),
+            Inner::Lc(t) => least_or_scan(t, dests, lc::schedule),
             Inner::Mh(s) => s.schedule(dests, input),
-            Inner::Nq => nq::schedule(dests),
+            Inner::Nq(t) => least_or_scan(t, dests, nq::schedule),
             Inner::Ovf => ovf::schedule(dests),
             Inner::Rr(s) => s.schedule(dests),
-            Inner::Sed => sed::schedule(dests),
+            Inner::Sed(t) => least_or_scan(t, dests, sed::schedule),
             Inner::Sh(s) => s.schedule(dests, input),
             Inner::Twos(s) => s.schedule(dests),
-            Inner::Wlc => wlc::schedule(dests),
+            Inner::Wlc(t) => least_or_scan(t, dests, wlc::schedule),
             Inner::Wrr(s) => s.schedule(dests),
         }
     }
