@@ -146,7 +146,6 @@ impl LeastTree {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::{SchedFlags, SchedInput, SchedKind, SchedParams, Scheduler, TestDest};
     use proptest::prelude::*;
     use rvs_types::{Addr, Instant, Proto};
