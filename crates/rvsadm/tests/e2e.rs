@@ -1,0 +1,216 @@
+//! rvsadm against a running rvsd control plane (started in-process on a
+//! temporary socket; no root, no interfaces): ipvsadm command lines in,
+//! ipvsadm output out.
+
+use rvs_engine::DirectorConfig;
+use rvsd::control::Control;
+use rvsd::worker::{NoPort, Worker};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+struct Daemon {
+    sock: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Daemon {
+    fn start(tag: &str) -> Self {
+        let sock = std::env::temp_dir().join(format!("rvsadm-{tag}-{}.sock", std::process::id()));
+        let worker = Worker::spawn(
+            DirectorConfig::default(),
+            Box::new(NoPort),
+            std::time::Instant::now(),
+        )
+        .unwrap();
+        let control = Arc::new(Mutex::new(Control::new(
+            DirectorConfig::default(),
+            vec![worker],
+        )));
+        let listener = rvsd::server::bind(&sock).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let reload: rvsd::server::Reload =
+            Arc::new(|_: &mut Control| Err("no configuration file".to_string()));
+        let thread = std::thread::spawn(move || rvsd::server::serve(listener, control, reload, s));
+        Self {
+            sock,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Runs `rvsadm ARGS` (as `program`), returning (stdout, stderr, status).
+    fn run_as(&self, program: &str, args: &str, stdin: &str) -> (String, String, i32) {
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_rvsadm"));
+        let mut cmd = Command::new(&bin);
+        cmd.arg0_compat(program);
+        cmd.args(args.split_whitespace())
+            .env("RVS_SOCKET", &self.sock)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status.code().unwrap_or(-1),
+        )
+    }
+
+    fn run(&self, args: &str) -> (String, String, i32) {
+        self.run_as("ipvsadm", args, "")
+    }
+
+    fn ok(&self, args: &str) -> String {
+        let (out, err, code) = self.run(args);
+        assert_eq!(code, 0, "{args}: {err}");
+        out
+    }
+}
+
+trait Arg0 {
+    fn arg0_compat(&mut self, name: &str) -> &mut Self;
+}
+
+impl Arg0 for Command {
+    fn arg0_compat(&mut self, name: &str) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        self.arg0(name)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.sock);
+    }
+}
+
+#[test]
+fn add_list_save_clear_restore() {
+    let d = Daemon::start("table");
+    d.ok("-A -t 192.0.2.10:80 -s rr");
+    d.ok("-a -t 192.0.2.10:80 -r 10.20.0.11:8080 -m -w 2");
+    d.ok("-a -t 192.0.2.10:80 -r 10.20.0.12:8080 -m");
+    d.ok("-A -u 192.0.2.10:53 -p 600 -M 255.255.255.0");
+    d.ok("-a -u 192.0.2.10:53 -r 10.20.0.13");
+    d.ok("-A -f 7 -s lc");
+    let want = concat!(
+        "IP Virtual Server version 1.2.1 (size=4096)\n",
+        "Prot LocalAddress:Port Scheduler Flags\n",
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+        "TCP  192.0.2.10:80 rr\n",
+        "  -> 10.20.0.11:8080              Masq    2      0          0         \n",
+        "  -> 10.20.0.12:8080              Masq    1      0          0         \n",
+        "UDP  192.0.2.10:53 wlc persistent 600 mask 255.255.255.0\n",
+        "  -> 10.20.0.13:53                Route   1      0          0         \n",
+        "FWM  7 lc\n",
+    );
+    assert_eq!(d.ok("-L -n"), want);
+    let saved = d.ok("-S -n");
+    assert!(saved.contains("-A -f 7 -s lc\n"));
+    d.ok("-C");
+    assert_eq!(d.ok("-L -n").lines().count(), 3);
+    let (_, err, code) = d.run_as("ipvsadm", "-R", &saved);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(d.ok("-S -n"), saved);
+    assert_eq!(d.ok("-L -n"), want);
+}
+
+#[test]
+fn errors_are_ipvsadms_and_change_nothing() {
+    let d = Daemon::start("errors");
+    d.ok("-A -t 192.0.2.10:80 -s rr");
+    let before = d.ok("-S -n");
+    assert_eq!(
+        d.run("-A -t 192.0.2.10:80"),
+        (String::new(), "Service already exists\n".into(), 255)
+    );
+    assert_eq!(
+        d.run("-a -t 192.0.2.99:80 -r 10.0.0.1"),
+        (String::new(), "Service not defined\n".into(), 255)
+    );
+    assert_eq!(
+        d.run("-d -t 192.0.2.10:80 -r 10.0.0.1"),
+        (String::new(), "No such destination\n".into(), 255)
+    );
+    assert_eq!(
+        d.run("-A -t 192.0.2.11:80 -s fastest"),
+        (
+            String::new(),
+            "Scheduler or persistence engine not found\n".into(),
+            255
+        )
+    );
+    assert_eq!(
+        d.run("-A -t 192.0.2.10:80 -r 10.0.0.1"),
+        (
+            String::new(),
+            "Illegal 'real-server' option with the 'add-service' command\n".into(),
+            2
+        )
+    );
+    // A restore whose third line is refused applies none of its lines.
+    let input = "-A -t 192.0.2.20:80 -s rr\n-a -t 192.0.2.20:80 -r 10.0.0.5 -g\n-A -t 192.0.2.10:80 -s rr\n";
+    let (_, err, code) = d.run_as("ipvsadm", "-R", input);
+    assert_eq!((err.as_str(), code), ("Service already exists\n", 255));
+    // A malformed request on the socket is refused too.
+    let r = rvsd::server::request(&d.sock, &rvsd::proto::Request::Apply(vec![])).unwrap();
+    assert!(matches!(r, rvsd::proto::Response::Done));
+    assert_eq!(d.ok("-S -n"), before);
+}
+
+#[test]
+fn zero_timeouts_and_version() {
+    let d = Daemon::start("misc");
+    assert_eq!(
+        d.ok("-L --timeout"),
+        "Timeout (tcp tcpfin udp): 900 120 300\n"
+    );
+    d.ok("--set 100 0 20");
+    assert_eq!(
+        d.ok("-L --timeout"),
+        "Timeout (tcp tcpfin udp): 100 120 20\n"
+    );
+    d.ok("-A -t 192.0.2.10:80 -s rr");
+    d.ok("-Z");
+    d.ok("-Z -t 192.0.2.10:80");
+    let (_, err, code) = d.run("-Z -t 192.0.2.77:80");
+    assert_eq!((err.as_str(), code), ("No such service\n", 255));
+    assert!(d.ok("-v").starts_with("ipvsadm v1.31"));
+    let stats = d.ok("-L -n --stats");
+    assert!(stats.contains("Conns   InPkts  OutPkts  InBytes OutBytes"));
+}
+
+#[test]
+fn unreachable_daemon_is_reported() {
+    let (out, err, code) = {
+        let bin = env!("CARGO_BIN_EXE_rvsadm");
+        let o = Command::new(bin)
+            .args(["--socket", "/nonexistent/rvsd.sock", "-L", "-n"])
+            .output()
+            .unwrap();
+        (
+            o.stdout,
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            o.status.code(),
+        )
+    };
+    assert!(out.is_empty());
+    assert_eq!(code, Some(2));
+    assert!(err.starts_with("Can't initialize ipvs:"), "{err}");
+}

@@ -1,0 +1,19 @@
+//! rvsd: the daemon around the rvs engine.
+//!
+//! - [`config`]: the native TOML configuration, checked whole (FILE:LINE
+//!   errors, nothing applied from a bad file);
+//! - [`control`]: the desired configuration; every change is validated on a
+//!   scratch director before any worker sees it (all or nothing); reloads
+//!   apply only the difference;
+//! - [`worker`]: one thread per receive queue owning a `Director`, changes
+//!   applied between batches; packet I/O behind [`worker::Port`];
+//! - [`server`]: the control socket rvsadm talks to ([`proto`]);
+//! - [`metrics`]: Prometheus text on an opt-in address.
+
+pub mod config;
+pub mod control;
+pub mod convert;
+pub mod metrics;
+pub mod proto;
+pub mod server;
+pub mod worker;

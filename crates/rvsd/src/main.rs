@@ -1,0 +1,166 @@
+//! `rvsd --config FILE --interface IFACE --socket PATH --metrics ADDR [--check]`
+
+use anyhow::Context;
+use clap::Parser;
+use rvsd::config;
+use rvsd::control::Control;
+use rvsd::worker::{NoPort, Worker};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The rvs director daemon.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rvsd",
+    version,
+    about = "rvs: a Layer-4 load balancer (IPVS rebuilt)"
+)]
+struct Args {
+    /// Configuration file (native TOML, see docs/CONFIG.md). Without one,
+    /// rvsd starts with an empty table.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// An interface to serve (repeatable; adds to the configuration's).
+    #[arg(long = "interface")]
+    interfaces: Vec<String>,
+    /// Control socket (default: the configuration's, RVS_SOCKET, or /run/rvs/rvsd.sock).
+    #[arg(long)]
+    socket: Option<String>,
+    /// Serve Prometheus metrics on this address (opt-in), e.g. 127.0.0.1:9469.
+    #[arg(long)]
+    metrics: Option<String>,
+    /// Check the configuration and exit: 0 when it would run, 1 with the errors otherwise.
+    #[arg(long)]
+    check: bool,
+    /// Log format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn main() {
+    let args = Args::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("RVS_LOG").unwrap_or_else(|_| "info".into());
+    let sub = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        sub.json().init();
+    } else {
+        sub.init();
+    }
+    match run(args) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("rvsd: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<i32> {
+    let cfg = match &args.config {
+        Some(p) => match config::load(p) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(1);
+            }
+        },
+        None => None,
+    };
+    if args.check {
+        if let Some(c) = &cfg {
+            println!("configuration OK: {} operations", c.ops.len());
+        }
+        return Ok(0);
+    }
+    let start = std::time::Instant::now();
+    let director = cfg.as_ref().map(|c| c.director.clone()).unwrap_or_default();
+    let mut interfaces = cfg
+        .as_ref()
+        .map(|c| c.daemon.interfaces.clone())
+        .unwrap_or_default();
+    interfaces.extend(args.interfaces.iter().cloned());
+    if !interfaces.is_empty() {
+        // The AF_XDP dataplane is not wired in yet: say so rather than
+        // pretending to serve the interfaces.
+        tracing::warn!(
+            ?interfaces,
+            "packet I/O is not available in this build yet; running the control plane only"
+        );
+    }
+    let worker =
+        Worker::spawn(director.clone(), Box::new(NoPort), start).context("starting the worker")?;
+    let mut control = Control::new(director, vec![worker]);
+    if let Some(c) = &cfg {
+        control
+            .apply(c.ops.clone())
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+    }
+    let control = Arc::new(Mutex::new(control));
+    let socket = rvsd::server::socket_path(
+        args.socket
+            .as_deref()
+            .or(cfg.as_ref().and_then(|c| c.daemon.socket.as_deref())),
+    );
+    let listener =
+        rvsd::server::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
+    tracing::info!(socket = %socket.display(), "control socket ready");
+    let stop = Arc::new(AtomicBool::new(false));
+    let config_path = args.config.clone();
+    let reload: rvsd::server::Reload = Arc::new(move |c: &mut Control| {
+        let Some(p) = &config_path else {
+            return Err("rvsd runs without a configuration file".into());
+        };
+        let cfg = config::load(p).map_err(|e| e.to_string())?;
+        c.reload(&cfg.ops).map_err(|e| e.message)
+    });
+    let mut threads = Vec::new();
+    {
+        let (c, r, s) = (control.clone(), reload.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            rvsd::server::serve(listener, c, r, s)
+        }));
+    }
+    if let Some(addr) = args
+        .metrics
+        .as_deref()
+        .or(cfg.as_ref().and_then(|c| c.daemon.metrics.as_deref()))
+    {
+        let l = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("binding metrics on {addr}"))?;
+        tracing::info!(%addr, "metrics ready");
+        let (c, s) = (control.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || rvsd::metrics::serve(l, c, s)));
+    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    for sig in signals.forever() {
+        if sig == SIGHUP {
+            let r = control.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            let mut r = r;
+            match reload(&mut r) {
+                Ok(n) => tracing::info!(changes = n, "configuration reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "reload refused; the running configuration is unchanged")
+                }
+            }
+            continue;
+        }
+        tracing::info!(signal = sig, "shutting down");
+        break;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    let _ = std::fs::remove_file(&socket);
+    if let Ok(m) = Arc::try_unwrap(control)
+        && let Ok(c) = m.into_inner()
+    {
+        c.stop();
+    }
+    Ok(0)
+}

@@ -1,0 +1,147 @@
+//! Workers: one thread per receive queue, each owning a `Director`.
+//! Configuration changes arrive between batches of frames, a whole request
+//! at a time, so no frame sees half a change.
+
+use crate::convert::{Op, OpError};
+use rvs_engine::{Director, DirectorConfig};
+use rvs_types::Instant;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Packet I/O of a worker: the AF_XDP driver implements it; without
+/// interfaces a worker runs with [`NoPort`] (control plane only).
+pub trait Port: Send {
+    /// Receives what is ready, runs it through the director, transmits the
+    /// results; returns the number of frames handled. Must not block longer
+    /// than `budget`.
+    fn poll(&mut self, d: &mut Director, now: Instant, budget: Duration) -> usize;
+}
+
+/// No packet I/O.
+#[derive(Debug, Default)]
+pub struct NoPort;
+
+impl Port for NoPort {
+    fn poll(&mut self, _: &mut Director, _: Instant, budget: Duration) -> usize {
+        std::thread::sleep(budget);
+        0
+    }
+}
+
+enum Msg {
+    Apply(Vec<Op>, Sender<Result<(), OpError>>),
+    Snapshot(Sender<rvs_ipvsadm::Snapshot>),
+    Stats(Sender<rvs_engine::GlobalStats>),
+    Stop,
+}
+
+/// A running worker.
+pub struct Worker {
+    tx: Sender<Msg>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// The daemon's clock: a monotonic `Instant` from process start.
+pub fn now(start: std::time::Instant) -> Instant {
+    Instant::from_nanos(start.elapsed().as_nanos() as u64)
+}
+
+impl Worker {
+    /// Starts a worker with its director and port.
+    pub fn spawn(
+        cfg: DirectorConfig,
+        mut port: Box<dyn Port>,
+        start: std::time::Instant,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = channel::<Msg>();
+        let handle = std::thread::Builder::new()
+            .name("rvs-worker".into())
+            .spawn(move || {
+                let mut d = Director::new(cfg, now(start));
+                run(&mut d, &mut *port, &rx, start);
+            })?;
+        Ok(Self {
+            tx,
+            handle: Some(handle),
+        })
+    }
+
+    /// Applies operations (validated beforehand) in one go.
+    pub fn apply(&self, ops: Vec<Op>) -> Result<(), OpError> {
+        let (tx, rx) = channel();
+        self.send(Msg::Apply(ops, tx))?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| worker_gone())?
+    }
+
+    /// The table as ipvsadm shows it.
+    pub fn snapshot(&self) -> Result<rvs_ipvsadm::Snapshot, OpError> {
+        let (tx, rx) = channel();
+        self.send(Msg::Snapshot(tx))?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| worker_gone())
+    }
+
+    /// Director-wide counters.
+    pub fn stats(&self) -> Result<rvs_engine::GlobalStats, OpError> {
+        let (tx, rx) = channel();
+        self.send(Msg::Stats(tx))?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| worker_gone())
+    }
+
+    fn send(&self, m: Msg) -> Result<(), OpError> {
+        self.tx.send(m).map_err(|_| worker_gone())
+    }
+
+    /// Stops the worker and waits for it.
+    pub fn stop(mut self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn worker_gone() -> OpError {
+    OpError {
+        message: "rvsd worker is not running".into(),
+        exit_code: 255,
+    }
+}
+
+fn run(d: &mut Director, port: &mut dyn Port, rx: &Receiver<Msg>, start: std::time::Instant) {
+    loop {
+        // Control messages first, then a bounded slice of packet work, then timers.
+        loop {
+            match rx.recv_timeout(Duration::from_micros(1)) {
+                Ok(Msg::Apply(ops, reply)) => {
+                    let mut r = Ok(());
+                    for op in &ops {
+                        if let Err(e) = op.apply(d) {
+                            tracing::error!(error = %e.message, ?op, "validated operation failed in the worker");
+                            r = Err(e);
+                            break;
+                        }
+                    }
+                    let _ = reply.send(r);
+                }
+                Ok(Msg::Snapshot(reply)) => {
+                    let _ = reply.send(crate::convert::snapshot(d, now(start)));
+                }
+                Ok(Msg::Stats(reply)) => {
+                    let _ = reply.send(d.stats());
+                }
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => break,
+            }
+        }
+        let t = now(start);
+        port.poll(d, t, Duration::from_millis(20));
+        let t = now(start);
+        if d.poll_timeout() <= t {
+            d.handle_timeout(t);
+        }
+    }
+}
