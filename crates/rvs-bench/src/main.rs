@@ -129,7 +129,16 @@ fn suite(quick: bool) {
             let mut b = NewConns::new(sched, n, k);
             let harness = time_ns(u64::from(k), || b.run(false));
             let mut b = NewConns::new(sched, n, k);
-            let total = time_ns(u64::from(k), || b.run(true));
+            let mut forwarded = 0;
+            let total = time_ns(u64::from(k), || {
+                forwarded = b.run(true);
+                forwarded
+            });
+            assert_eq!(
+                forwarded,
+                u64::from(k),
+                "not every new connection was scheduled"
+            );
             emit(
                 &format!("new_conn_ns_{}_{}", sched.name(), n),
                 total - harness,
@@ -345,11 +354,18 @@ struct NewConns {
 
 impl NewConns {
     fn new(sched: SchedKind, servers: u32, k: u32) -> Self {
-        let cfg = DirectorConfig {
+        let mut cfg = DirectorConfig {
             max_conns: k + 1024,
             expected_conns: k,
             ..DirectorConfig::default()
         };
+        // The Maglev table must be larger than the server count (the kernel
+        // refuses more dests than IP_VS_MH_TAB_SIZE): take the kernel's next
+        // prime above 4x the servers.
+        cfg.sched.mh_tab_size = [4093u32, 8191, 16381, 32749, 65521, 131071]
+            .into_iter()
+            .find(|p| *p >= servers * 4)
+            .unwrap_or(131071);
         let mut d = Director::new(cfg, Instant::ZERO);
         let key = ServiceKey::Addr {
             proto: Proto::TCP,
