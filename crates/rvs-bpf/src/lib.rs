@@ -1,0 +1,246 @@
+//! rvs's BPF programs, written in C (`bpf/steer.bpf.c`, `bpf/decap.bpf.c`),
+//! compiled by `build.rs` with clang and loaded with aya.
+//!
+//! - [`Steering`]: the XDP program in front of the AF_XDP dataplane. It
+//!   sends frames of configured services, NAT replies and ICMP errors about
+//!   connections to the engine's AF_XDP socket; everything else to the kernel.
+//! - [`Decap`]: the real-server helper that decapsulates rvs's TUN traffic
+//!   (IPIP, GUE, GRE) for kernels without the tunnel modules.
+//!
+//! Loading needs CAP_BPF (root). Attaching must happen from inside the
+//! network namespace of the interface (map ifindexes and attachments belong
+//! to the namespace of the caller).
+
+use aya::maps::{HashMap, PerCpuArray};
+use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode};
+use aya::{Ebpf, EbpfError};
+use rvs_types::{Addr, Proto};
+
+const STEER_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer.o"));
+const DECAP_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/decap.o"));
+
+/// XDP verdicts.
+pub mod verdict {
+    /// XDP_ABORTED.
+    pub const ABORTED: u32 = 0;
+    /// XDP_DROP.
+    pub const DROP: u32 = 1;
+    /// XDP_PASS.
+    pub const PASS: u32 = 2;
+    /// XDP_TX.
+    pub const TX: u32 = 3;
+    /// XDP_REDIRECT.
+    pub const REDIRECT: u32 = 4;
+}
+
+/// Why a BPF operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Loading the object or a program failed.
+    #[error("loading the BPF object: {0}")]
+    Load(#[from] EbpfError),
+    /// A program operation failed.
+    #[error("BPF program: {0}")]
+    Program(#[from] ProgramError),
+    /// A map operation failed.
+    #[error("BPF map: {0}")]
+    Map(#[from] aya::maps::MapError),
+    /// A program or map is missing from the object.
+    #[error("{0} missing from the BPF object")]
+    Missing(&'static str),
+}
+
+/// The key of `rvs_vips` and `rvs_reals` (see steer.bpf.c).
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+#[repr(C)]
+pub struct RvsKey {
+    /// IP protocol (0 = ICMP errors / any, for `rvs_vips`).
+    pub proto: u8,
+    /// Zero.
+    pub pad: u8,
+    /// Port in network byte order (0 = any).
+    pub port: u16,
+    /// Address, IPv4-mapped for IPv4.
+    pub addr: [u8; 16],
+}
+
+// SAFETY: plain old data, no padding holes (1 + 1 + 2 + 16 bytes).
+unsafe impl aya::Pod for RvsKey {}
+
+impl RvsKey {
+    /// A key for `proto`, `addr`, `port` (host byte order).
+    pub fn new(proto: Proto, addr: Addr, port: u16) -> Self {
+        Self {
+            proto: proto.0,
+            pad: 0,
+            port: port.to_be(),
+            addr: addr.octets16(),
+        }
+    }
+}
+
+/// Counters of the steering program.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct SteerStats {
+    /// Frames seen.
+    pub seen: u64,
+    /// Frames sent toward the engine's socket.
+    pub steered: u64,
+    /// Frames left to the kernel.
+    pub passed: u64,
+    /// Frames it could not parse (left to the kernel).
+    pub parse_errors: u64,
+}
+
+/// The loaded steering program.
+pub struct Steering {
+    ebpf: Ebpf,
+}
+
+impl Steering {
+    /// Loads the program (not attached).
+    pub fn load() -> Result<Self, Error> {
+        let mut ebpf = Ebpf::load(STEER_OBJ)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut("rvs_steer")
+            .ok_or(Error::Missing("rvs_steer"))?
+            .try_into()?;
+        prog.load()?;
+        Ok(Self { ebpf })
+    }
+
+    /// Attaches to `ifname` in the caller's network namespace (generic mode
+    /// with `skb`, else native). Detached when `self` is dropped.
+    pub fn attach(&mut self, ifname: &str, skb: bool) -> Result<(), Error> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut("rvs_steer")
+            .ok_or(Error::Missing("rvs_steer"))?
+            .try_into()?;
+        prog.attach(ifname, if skb { XdpMode::Skb } else { XdpMode::Driver })?;
+        Ok(())
+    }
+
+    /// Steers traffic to a service (`port` 0: every port of the VIP; `proto`
+    /// 0 and `port` 0: ICMP errors sent to the VIP).
+    pub fn add_vip(&mut self, proto: Proto, addr: Addr, port: u16) -> Result<(), Error> {
+        let mut m: HashMap<_, RvsKey, u32> = HashMap::try_from(
+            self.ebpf
+                .map_mut("rvs_vips")
+                .ok_or(Error::Missing("rvs_vips"))?,
+        )?;
+        m.insert(RvsKey::new(proto, addr, port), 1, 0)?;
+        Ok(())
+    }
+
+    /// Steers replies from a NAT real server.
+    pub fn add_real(&mut self, proto: Proto, addr: Addr, port: u16) -> Result<(), Error> {
+        let mut m: HashMap<_, RvsKey, u32> = HashMap::try_from(
+            self.ebpf
+                .map_mut("rvs_reals")
+                .ok_or(Error::Missing("rvs_reals"))?,
+        )?;
+        m.insert(RvsKey::new(proto, addr, port), 1, 0)?;
+        Ok(())
+    }
+
+    /// Registers an AF_XDP socket for a receive queue.
+    pub fn set_socket(&mut self, queue: u32, fd: std::os::fd::RawFd) -> Result<(), Error> {
+        let mut m = aya::maps::XskMap::try_from(
+            self.ebpf
+                .map_mut("rvs_xsks")
+                .ok_or(Error::Missing("rvs_xsks"))?,
+        )?;
+        m.set(queue, fd, 0)?;
+        Ok(())
+    }
+
+    /// The counters, summed over CPUs.
+    pub fn stats(&self) -> Result<SteerStats, Error> {
+        let m: PerCpuArray<_, u64> = PerCpuArray::try_from(
+            self.ebpf
+                .map("rvs_stats")
+                .ok_or(Error::Missing("rvs_stats"))?,
+        )?;
+        let sum = |i: u32| -> Result<u64, Error> { Ok(m.get(&i, 0)?.iter().sum()) };
+        Ok(SteerStats {
+            seen: sum(0)?,
+            steered: sum(1)?,
+            passed: sum(2)?,
+            parse_errors: sum(3)?,
+        })
+    }
+
+    /// Runs the program on `frame` with BPF_PROG_TEST_RUN: the verdict.
+    pub fn test_run(&self, frame: &[u8]) -> Result<u32, Error> {
+        let prog: &Xdp = self
+            .ebpf
+            .program("rvs_steer")
+            .ok_or(Error::Missing("rvs_steer"))?
+            .try_into()?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::new()
+        };
+        Ok(prog.test_run(opts)?.return_value)
+    }
+}
+
+/// The loaded decapsulation program.
+pub struct Decap {
+    ebpf: Ebpf,
+}
+
+impl Decap {
+    /// Loads the program (not attached).
+    pub fn load() -> Result<Self, Error> {
+        let mut ebpf = Ebpf::load(DECAP_OBJ)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut("rvs_decap")
+            .ok_or(Error::Missing("rvs_decap"))?
+            .try_into()?;
+        prog.load()?;
+        Ok(Self { ebpf })
+    }
+
+    /// Attaches to `ifname` in the caller's network namespace.
+    pub fn attach(&mut self, ifname: &str, skb: bool) -> Result<(), Error> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut("rvs_decap")
+            .ok_or(Error::Missing("rvs_decap"))?
+            .try_into()?;
+        prog.attach(ifname, if skb { XdpMode::Skb } else { XdpMode::Driver })?;
+        Ok(())
+    }
+
+    /// Decapsulates GUE arriving on this UDP port.
+    pub fn add_gue_port(&mut self, port: u16) -> Result<(), Error> {
+        let mut m: HashMap<_, u16, u32> = HashMap::try_from(
+            self.ebpf
+                .map_mut("decap_gue_ports")
+                .ok_or(Error::Missing("decap_gue_ports"))?,
+        )?;
+        m.insert(port.to_be(), 1, 0)?;
+        Ok(())
+    }
+
+    /// Runs the program on `frame`: the verdict and the resulting frame.
+    pub fn test_run(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), Error> {
+        let prog: &Xdp = self
+            .ebpf
+            .program("rvs_decap")
+            .ok_or(Error::Missing("rvs_decap"))?
+            .try_into()?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let r = prog.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::new()
+        })?;
+        out.truncate(r.data_size_out as usize);
+        Ok((r.return_value, out))
+    }
+}
