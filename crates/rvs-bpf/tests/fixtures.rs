@@ -3,6 +3,7 @@
 //!   is steered to the engine, every frame it passes is left to the kernel;
 //! - decapsulation: every TUN frame the engine emits decapsulates, on a real
 //!   server, back to exactly the client's original IP packet.
+//!
 //! Needs CAP_BPF (root); skipped with a printed reason otherwise.
 
 use rvs_bpf::{Decap, Steering, verdict};
