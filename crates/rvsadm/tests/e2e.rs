@@ -4,7 +4,7 @@
 
 use rvs_engine::DirectorConfig;
 use rvsd::control::Control;
-use rvsd::worker::{NoPort, Worker};
+use rvsd::worker::Worker;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -22,7 +22,7 @@ impl Daemon {
         let sock = std::env::temp_dir().join(format!("rvsadm-{tag}-{}.sock", std::process::id()));
         let worker = Worker::spawn(
             DirectorConfig::default(),
-            Box::new(NoPort),
+            rvsd::worker::no_port(),
             std::time::Instant::now(),
         )
         .unwrap();

@@ -13,7 +13,9 @@
 pub mod config;
 pub mod control;
 pub mod convert;
+pub mod dataplane;
 pub mod metrics;
+pub mod nexthop;
 pub mod proto;
 pub mod server;
 pub mod worker;

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use rvsd::config;
 use rvsd::control::Control;
-use rvsd::worker::{NoPort, Worker};
+use rvsd::worker::Worker;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,16 +84,20 @@ fn run(args: Args) -> anyhow::Result<i32> {
         .map(|c| c.daemon.interfaces.clone())
         .unwrap_or_default();
     interfaces.extend(args.interfaces.iter().cloned());
-    if !interfaces.is_empty() {
-        // The AF_XDP dataplane is not wired in yet: say so rather than
-        // pretending to serve the interfaces.
-        tracing::warn!(
-            ?interfaces,
-            "packet I/O is not available in this build yet; running the control plane only"
-        );
-    }
+    let make_port: rvsd::worker::MakePort = if interfaces.is_empty() {
+        tracing::info!("no interfaces: control plane only");
+        rvsd::worker::no_port()
+    } else {
+        let ifs = interfaces.clone();
+        Box::new(move || {
+            rvsd::dataplane::XdpPort::open(&ifs).map(|p| Box::new(p) as Box<dyn rvsd::worker::Port>)
+        })
+    };
     let worker =
-        Worker::spawn(director.clone(), Box::new(NoPort), start).context("starting the worker")?;
+        Worker::spawn(director.clone(), make_port, start).context("starting the worker")?;
+    if !interfaces.is_empty() {
+        tracing::info!(?interfaces, "serving (XDP steering + AF_XDP)");
+    }
     let mut control = Control::new(director, vec![worker]);
     if let Some(c) = &cfg {
         control

@@ -11,11 +11,23 @@ use std::time::Duration;
 
 /// Packet I/O of a worker: the AF_XDP driver implements it; without
 /// interfaces a worker runs with [`NoPort`] (control plane only).
-pub trait Port: Send {
+pub trait Port {
     /// Receives what is ready, runs it through the director, transmits the
     /// results; returns the number of frames handled. Must not block longer
     /// than `budget`.
     fn poll(&mut self, d: &mut Director, now: Instant, budget: Duration) -> usize;
+
+    /// The configuration changed (services, real servers): e.g. update the
+    /// steering maps.
+    fn config_changed(&mut self, _d: &Director) {}
+}
+
+/// Opens a worker's port on the worker's thread.
+pub type MakePort = Box<dyn FnOnce() -> Result<Box<dyn Port>, String> + Send>;
+
+/// A port maker for [`NoPort`].
+pub fn no_port() -> MakePort {
+    Box::new(|| Ok(Box::new(NoPort) as Box<dyn Port>))
 }
 
 /// No packet I/O.
@@ -48,23 +60,45 @@ pub fn now(start: std::time::Instant) -> Instant {
 }
 
 impl Worker {
-    /// Starts a worker with its director and port.
+    /// Starts a worker with its director and the port `make_port` opens on
+    /// the worker's own thread (AF_XDP sockets and BPF handles stay on the
+    /// thread that uses them). Fails when the port cannot be opened.
     pub fn spawn(
         cfg: DirectorConfig,
-        mut port: Box<dyn Port>,
+        make_port: MakePort,
         start: std::time::Instant,
     ) -> std::io::Result<Self> {
         let (tx, rx) = channel::<Msg>();
+        let (ready_tx, ready_rx) = channel::<Result<(), String>>();
         let handle = std::thread::Builder::new()
             .name("rvs-worker".into())
             .spawn(move || {
+                let mut port = match make_port() {
+                    Ok(p) => {
+                        let _ = ready_tx.send(Ok(()));
+                        p
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
                 let mut d = Director::new(cfg, now(start));
                 run(&mut d, &mut *port, &rx, start);
             })?;
-        Ok(Self {
-            tx,
-            handle: Some(handle),
-        })
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Self {
+                tx,
+                handle: Some(handle),
+            }),
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                Err(std::io::Error::other(e))
+            }
+            Err(_) => Err(std::io::Error::other(
+                "the worker thread died while opening its port",
+            )),
+        }
     }
 
     /// Applies operations (validated beforehand) in one go.
@@ -125,6 +159,7 @@ fn run(d: &mut Director, port: &mut dyn Port, rx: &Receiver<Msg>, start: std::ti
                             break;
                         }
                     }
+                    port.config_changed(d);
                     let _ = reply.send(r);
                 }
                 Ok(Msg::Snapshot(reply)) => {
