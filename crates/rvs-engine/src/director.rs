@@ -62,7 +62,8 @@ pub struct DirectorConfig {
     pub checksums: ChecksumPolicy,
     /// MTU of the path to tunnelled real servers (IP packet size).
     pub tunnel_mtu: u32,
-    /// Outer source address for IPv4 tunnels.
+    /// Outer source address for IPv4 tunnels (set it: the default 0.0.0.0
+    /// only suits real servers that decapsulate without checking it).
     pub tunnel_src_v4: Addr,
     /// Outer source address for IPv6 tunnels.
     pub tunnel_src_v6: Addr,
@@ -84,7 +85,7 @@ impl Default for DirectorConfig {
             reuse_fin_wait: false,
             checksums: ChecksumPolicy::NewConns,
             tunnel_mtu: 1500,
-            tunnel_src_v4: Addr::UNSPECIFIED,
+            tunnel_src_v4: Addr::v4([0, 0, 0, 0]),
             tunnel_src_v6: Addr::UNSPECIFIED,
             sched: SchedParams::default(),
             events: false,

@@ -10,6 +10,7 @@
 //! - [`server`]: the control socket rvsadm talks to ([`proto`]);
 //! - [`metrics`]: Prometheus text on an opt-in address.
 
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod convert;

@@ -1,0 +1,464 @@
+//! The rvs network lab.
+//!
+//! [`Lab`] creates uniquely named network namespaces (`rvslab-<pid>-…`),
+//! veth pairs, addresses and routes, starts processes inside them, and in
+//! `Drop` kills every process it started and deletes every namespace it
+//! made — also when a test panics. [`Topology`] builds the standard lab:
+//!
+//! ```text
+//!  client (10.10.0.2) ── c0|d0 ── director (rvsd on d0,d1..dN) ── dK|s0 ── real server K (10.2K.0.11)
+//!                                  VIPs 10.10.0.100 (NAT) .101 (DR) .102 (TUN) on lo
+//! ```
+//!
+//! Real servers run an HTTP server on ports 80 and 8080 answering their
+//! name ("rs1\n"), and a UDP echo on 5353; DR and TUN real servers hold the
+//! VIPs on lo with arp_ignore/arp_announce; TUN real servers run the
+//! decapsulation helper (this kernel has no ipip/gre/fou modules).
+//! All traffic stays inside the lab's namespaces.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The NAT VIP.
+pub const VIP_NAT: &str = "10.10.0.100";
+/// The DR VIP.
+pub const VIP_DR: &str = "10.10.0.101";
+/// The TUN VIP.
+pub const VIP_TUN: &str = "10.10.0.102";
+/// The client's address.
+pub const CLIENT: &str = "10.10.0.2";
+
+/// Address of real server `k` (1-based).
+pub fn rip(k: usize) -> String {
+    format!("10.2{k}.0.11")
+}
+
+/// Namespaces, processes and files of one lab run.
+pub struct Lab {
+    prefix: String,
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+    /// Scratch directory (removed on drop).
+    pub dir: PathBuf,
+}
+
+/// Runs a command, failing with its output when it does not succeed.
+pub fn run(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn ip(args: &[&str]) -> Result<String, String> {
+    run(Command::new("ip").args(args))
+}
+
+impl Lab {
+    /// A new lab; first removes namespaces of earlier runs whose process is gone.
+    pub fn new() -> Result<Self, String> {
+        sweep_stale();
+        let prefix = format!("rvslab-{}-", std::process::id());
+        let dir = std::env::temp_dir().join(format!("rvslab-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        Ok(Self {
+            prefix,
+            namespaces: Vec::new(),
+            children: Vec::new(),
+            dir,
+        })
+    }
+
+    /// The full name of lab namespace `name`.
+    pub fn ns(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Creates a namespace with lo up.
+    pub fn add_ns(&mut self, name: &str) -> Result<String, String> {
+        let n = self.ns(name);
+        ip(&["netns", "add", &n])?;
+        self.namespaces.push(n.clone());
+        ip(&["-n", &n, "link", "set", "lo", "up"])?;
+        Ok(n)
+    }
+
+    /// Runs `cmd args` inside namespace `name`.
+    pub fn exec(&self, name: &str, args: &[&str]) -> Result<String, String> {
+        let n = self.ns(name);
+        run(Command::new("ip").args(["netns", "exec", &n]).args(args))
+    }
+
+    /// Starts a long-running process inside namespace `name`; it is killed
+    /// when the lab goes.
+    pub fn spawn(&mut self, name: &str, args: &[&str], log: Option<&str>) -> Result<(), String> {
+        let n = self.ns(name);
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &n])
+            .args(args)
+            .stdin(Stdio::null());
+        match log {
+            Some(f) => {
+                let file = std::fs::File::create(self.dir.join(f)).map_err(|e| e.to_string())?;
+                let file2 = file.try_clone().map_err(|e| e.to_string())?;
+                c.stdout(file).stderr(file2);
+            }
+            None => {
+                c.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+        let child = c.spawn().map_err(|e| format!("{args:?}: {e}"))?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// A veth pair between two namespaces, up, with tx checksum offload
+    /// off on both ends (frames from a local sender would otherwise carry
+    /// partial checksums: a veth artifact, see PLATFORM notes).
+    pub fn link(&self, a: &str, a_if: &str, b: &str, b_if: &str) -> Result<(), String> {
+        let (na, nb) = (self.ns(a), self.ns(b));
+        ip(&[
+            "link", "add", a_if, "netns", &na, "type", "veth", "peer", "name", b_if, "netns", &nb,
+        ])?;
+        for (n, i) in [(&na, a_if), (&nb, b_if)] {
+            ip(&["-n", n, "link", "set", i, "up"])?;
+            let _ =
+                run(Command::new("ip").args(["netns", "exec", n, "ethtool", "-K", i, "tx", "off"]));
+        }
+        Ok(())
+    }
+
+    /// Waits until `path` exists (bounded).
+    pub fn wait_for(&self, path: &std::path::Path, limit: Duration) -> Result<(), String> {
+        let t0 = Instant::now();
+        while !path.exists() {
+            if t0.elapsed() > limit {
+                return Err(format!(
+                    "{} did not appear within {limit:?}",
+                    path.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+        }
+        for c in &mut self.children {
+            let _ = c.wait();
+        }
+        for n in self.namespaces.iter().rev() {
+            // Anything still running inside (e.g. forked servers) goes too.
+            if let Ok(pids) = ip(&["netns", "pids", n]) {
+                for p in pids.split_whitespace() {
+                    let _ = Command::new("kill").arg("-9").arg(p).status();
+                }
+            }
+            let _ = ip(&["netns", "del", n]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Deletes `rvslab-<pid>-*` namespaces whose process is gone.
+pub fn sweep_stale() {
+    let Ok(list) = ip(&["netns", "list"]) else {
+        return;
+    };
+    for line in list.lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(rest) = name.strip_prefix("rvslab-") else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if !pid.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = ip(&["netns", "del", name]);
+        }
+    }
+}
+
+/// Why the lab cannot run here, if it cannot.
+pub fn unavailable() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if !status
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    {
+        return Some("needs root (network namespaces, XDP, AF_XDP)".into());
+    }
+    for tool in ["ip", "ethtool", "python3", "socat"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
+            .unwrap_or(false);
+        if !found {
+            return Some(format!(
+                "{tool} is not installed (scripts/test installs it)"
+            ));
+        }
+    }
+    None
+}
+
+/// The standard topology, with rvsd running in the director.
+pub struct Topology {
+    /// The lab (drop it to tear everything down).
+    pub lab: Lab,
+    /// rvsd's control socket.
+    pub socket: PathBuf,
+    /// Number of real servers.
+    pub servers: usize,
+}
+
+impl Topology {
+    /// Builds the lab with `servers` real servers and starts rvsd (this
+    /// binary re-executed as `__rvsd`) and the real servers' processes.
+    pub fn build(exe: &std::path::Path, servers: usize) -> Result<Self, String> {
+        let mut lab = Lab::new()?;
+        lab.add_ns("c")?;
+        lab.add_ns("d")?;
+        lab.link("c", "c0", "d", "d0")?;
+        let (c, d) = (lab.ns("c"), lab.ns("d"));
+        ip(&["-n", &c, "addr", "add", "10.10.0.2/24", "dev", "c0"])?;
+        ip(&["-n", &c, "route", "add", "default", "via", "10.10.0.1"])?;
+        ip(&["-n", &d, "addr", "add", "10.10.0.1/24", "dev", "d0"])?;
+        for vip in [VIP_NAT, VIP_DR, VIP_TUN] {
+            ip(&["-n", &d, "addr", "add", &format!("{vip}/32"), "dev", "lo"])?;
+        }
+        lab.exec("d", &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        // DR/TUN replies come back through the director with a VIP as
+        // source, which is local here: accept them (PLATFORM pitfall).
+        lab.exec("d", &["sysctl", "-qw", "net.ipv4.conf.all.accept_local=1"])?;
+        lab.exec("d", &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"])?;
+        let mut ifaces = vec!["d0".to_string()];
+        for k in 1..=servers {
+            let s = format!("s{k}");
+            lab.add_ns(&s)?;
+            let dif = format!("d{k}");
+            lab.link("d", &dif, &s, "s0")?;
+            let sn = lab.ns(&s);
+            ip(&[
+                "-n",
+                &d,
+                "addr",
+                "add",
+                &format!("10.2{k}.0.1/24"),
+                "dev",
+                &dif,
+            ])?;
+            lab.exec(
+                "d",
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv4.conf.{dif}.accept_local=1"),
+                ],
+            )?;
+            lab.exec(
+                "d",
+                &["sysctl", "-qw", &format!("net.ipv4.conf.{dif}.rp_filter=0")],
+            )?;
+            ip(&[
+                "-n",
+                &sn,
+                "addr",
+                "add",
+                &format!("{}/24", rip(k)),
+                "dev",
+                "s0",
+            ])?;
+            ip(&[
+                "-n",
+                &sn,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("10.2{k}.0.1"),
+            ])?;
+            // DR and TUN: the VIPs on lo, never answered in ARP.
+            for vip in [VIP_DR, VIP_TUN] {
+                ip(&["-n", &sn, "addr", "add", &format!("{vip}/32"), "dev", "lo"])?;
+            }
+            for (key, val) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+                lab.exec(
+                    &s,
+                    &["sysctl", "-qw", &format!("net.ipv4.conf.all.{key}={val}")],
+                )?;
+            }
+            lab.exec(&s, &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"])?;
+            lab.exec(&s, &["sysctl", "-qw", "net.ipv4.conf.s0.rp_filter=0"])?;
+            let www = lab.dir.join(&s);
+            std::fs::create_dir_all(&www).map_err(|e| e.to_string())?;
+            std::fs::write(www.join("index.html"), format!("rs{k}\n"))
+                .map_err(|e| e.to_string())?;
+            let www = www.display().to_string();
+            for port in ["80", "8080"] {
+                lab.spawn(
+                    &s,
+                    &[
+                        "python3",
+                        "-m",
+                        "http.server",
+                        port,
+                        "--bind",
+                        "0.0.0.0",
+                        "--directory",
+                        &www,
+                    ],
+                    None,
+                )?;
+            }
+            lab.spawn(
+                &s,
+                &[
+                    "socat",
+                    "UDP-RECVFROM:5353,fork",
+                    &format!("SYSTEM:echo rs{k}"),
+                ],
+                None,
+            )?;
+            let exe_s = exe.display().to_string();
+            lab.spawn(
+                &s,
+                &[&exe_s, "__decap", "--interface", "s0", "--gue-port", "6080"],
+                Some(&format!("decap-{s}.log")),
+            )?;
+            ifaces.push(dif);
+        }
+        let socket = lab.dir.join("rvsd.sock");
+        let sock_s = socket.display().to_string();
+        let exe_s = exe.display().to_string();
+        let conf = lab.dir.join("rvsd.toml");
+        std::fs::write(&conf, "[director]\ntunnel_src_v4 = \"10.10.0.1\"\n")
+            .map_err(|e| e.to_string())?;
+        let mut args: Vec<String> = vec![
+            exe_s,
+            "__rvsd".into(),
+            "--config".into(),
+            conf.display().to_string(),
+            "--socket".into(),
+            sock_s,
+        ];
+        for i in &ifaces {
+            args.push("--interface".into());
+            args.push(i.clone());
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        lab.spawn("d", &argv, Some("rvsd.log"))?;
+        lab.wait_for(&socket, Duration::from_secs(15))
+            .map_err(|e| {
+                format!(
+                    "{e}; rvsd log: {}",
+                    std::fs::read_to_string(lab.dir.join("rvsd.log")).unwrap_or_default()
+                )
+            })?;
+        // Let the HTTP servers come up.
+        let t0 = Instant::now();
+        for k in 1..=servers {
+            let s = format!("s{k}");
+            while lab
+                .exec(
+                    &s,
+                    &[
+                        "python3",
+                        "-c",
+                        "import socket; socket.create_connection(('127.0.0.1', 8080), 1)",
+                    ],
+                )
+                .is_err()
+            {
+                if t0.elapsed() > Duration::from_secs(15) {
+                    return Err(format!("the HTTP server of {s} did not start"));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(Self {
+            lab,
+            socket,
+            servers,
+        })
+    }
+
+    /// Sends ipvsadm command lines to rvsd (all or nothing).
+    pub fn ipvsadm(&self, lines: &[&str]) -> Result<(), String> {
+        let mut cmds = Vec::new();
+        for l in lines {
+            let mut argv = vec!["ipvsadm".to_string()];
+            argv.extend(l.split_whitespace().map(str::to_string));
+            match rvs_ipvsadm::parse(&argv, &rvs_ipvsadm::NoResolve) {
+                Ok(rvs_ipvsadm::Parsed::Run(inv)) => cmds.push(inv.command),
+                Ok(_) => return Err(format!("{l}: not a command")),
+                Err(e) => return Err(format!("{l}: {}", e.message)),
+            }
+        }
+        match rvsd::server::request(&self.socket, &rvsd::proto::Request::Apply(cmds))
+            .map_err(|e| e.to_string())?
+        {
+            rvsd::proto::Response::Done => Ok(()),
+            rvsd::proto::Response::Error { message, .. } => Err(message),
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    }
+
+    /// `ipvsadm -L` output for these listing arguments.
+    pub fn list(&self, args: &str) -> Result<String, String> {
+        let mut argv = vec!["ipvsadm".to_string()];
+        argv.extend(args.split_whitespace().map(str::to_string));
+        let Ok(rvs_ipvsadm::Parsed::Run(inv)) = rvs_ipvsadm::parse(&argv, &rvs_ipvsadm::NoResolve)
+        else {
+            return Err("bad listing arguments".into());
+        };
+        match rvsd::server::request(&self.socket, &rvsd::proto::Request::Snapshot)
+            .map_err(|e| e.to_string())?
+        {
+            rvsd::proto::Response::Snapshot(s) => {
+                rvs_ipvsadm::render(&inv, &s, &rvs_ipvsadm::Numeric).map_err(|e| e.message)
+            }
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    }
+
+    /// `n` HTTP GETs from the client to `url`, a new connection each;
+    /// returns the bodies (the answering server's name, or an error text).
+    pub fn http(&self, url: &str, n: usize) -> Vec<String> {
+        let script = format!(
+            "import urllib.request,sys\nfor i in range({n}):\n    try:\n        print(urllib.request.urlopen('{url}', timeout=3).read().decode().strip())\n    except Exception as e:\n        print('ERR', type(e).__name__)\n    sys.stdout.flush()\n"
+        );
+        match self.lab.exec("c", &["python3", "-c", &script]) {
+            Ok(out) => out.lines().map(str::to_string).collect(),
+            Err(e) => vec![format!("ERR {e}")],
+        }
+    }
+
+    /// One UDP exchange from the client: the answer, if any.
+    pub fn udp(&self, vip: &str, port: u16) -> Option<String> {
+        let script = format!(
+            "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(3)\ns.sendto(b'ping',('{vip}',{port}))\nprint(s.recvfrom(100)[0].decode().strip())\n"
+        );
+        self.lab
+            .exec("c", &["python3", "-c", &script])
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+}
+
+/// Counts answers by server name.
+pub fn distribution(bodies: &[String]) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for b in bodies {
+        *m.entry(b.clone()).or_insert(0) += 1;
+    }
+    m
+}
