@@ -82,6 +82,19 @@ fn nat_dr_tun_real_traffic() {
             (Some(&10), Some(&10), Some(&10)),
             "{d:?}"
         );
+        // Weights over many connections: wrr 1:2:3 over 1,200 connections
+        // gives exactly 200/400/600 (within 1% of the ratio is the bar).
+        let d = distribution(&t.http(&format!("http://{VIP_DR}/"), 1200));
+        assert_eq!(
+            (d.get("rs1"), d.get("rs2"), d.get("rs3")),
+            (Some(&200), Some(&400), Some(&600)),
+            "{d:?}"
+        );
+        // Persistence with -M 255.255.255.0 keeps the client network on one server.
+        t.ipvsadm(&[&format!("-E -t {VIP_TUN}:80 -s rr -p 300 -M 255.255.255.0")])
+            .unwrap();
+        let d = distribution(&t.http(&format!("http://{VIP_TUN}/"), 12));
+        assert_eq!(d.len(), 1, "persistence broken: {d:?}");
         // UDP through NAT, answers come back from the VIP.
         let answers: Vec<String> = (0..3).filter_map(|_| t.udp(VIP_NAT, 53)).collect();
         let mut sorted = answers.clone();

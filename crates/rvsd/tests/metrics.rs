@@ -1,0 +1,80 @@
+//! Prometheus metrics: per service and real server figures, drops by
+//! reason, served over HTTP on an opt-in address (loopback here).
+
+use rvs_engine::DirectorConfig;
+use rvsd::control::Control;
+use rvsd::worker::{Worker, no_port};
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+fn control() -> Arc<Mutex<Control>> {
+    let w = Worker::spawn(
+        DirectorConfig::default(),
+        no_port(),
+        std::time::Instant::now(),
+    )
+    .unwrap();
+    let mut c = Control::new(DirectorConfig::default(), vec![w]);
+    let cmds: Vec<rvs_ipvsadm::Command> = [
+        "-A -t 192.0.2.10:80 -s rr",
+        "-a -t 192.0.2.10:80 -r 10.0.0.2:8080 -m -w 3",
+    ]
+    .iter()
+    .map(|l| {
+        let argv: Vec<String> = std::iter::once("ipvsadm")
+            .chain(l.split_whitespace())
+            .map(str::to_string)
+            .collect();
+        match rvs_ipvsadm::parse(&argv, &rvs_ipvsadm::NoResolve).unwrap() {
+            rvs_ipvsadm::Parsed::Run(i) => i.command,
+            _ => unreachable!(),
+        }
+    })
+    .collect();
+    c.apply_commands(&cmds).unwrap();
+    Arc::new(Mutex::new(c))
+}
+
+#[test]
+fn text_has_services_servers_and_drops() {
+    let c = control();
+    let text = rvsd::metrics::render(&c);
+    assert!(
+        text.contains(
+            "rvs_server_weight{service=\"tcp/192.0.2.10:80\",server=\"10.0.0.2:8080\"} 3"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("rvs_service_connections_total{service=\"tcp/192.0.2.10:80\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rvs_drops_total{reason=\"bad_checksum\"} 0"),
+        "{text}"
+    );
+    assert!(text.contains("rvs_connection_table_entries 0"), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"));
+}
+
+#[test]
+fn served_over_http_on_loopback() {
+    let c = control();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let t = std::thread::spawn(move || rvsd::metrics::serve(l, c, s));
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    let _ = conn.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+    assert!(resp.contains("rvs_server_weight"));
+    stop.store(true, Ordering::Relaxed);
+    t.join().unwrap();
+}
