@@ -6,7 +6,8 @@
 //! checks (duplicates, families, ports).
 
 use crate::convert::{Op, op};
-use rvs_engine::{Director, DirectorConfig};
+
+use rvs_engine::{Director, DirectorConfig, ServiceKey};
 use rvs_ipvsadm::{NoResolve, Parsed};
 use rvs_types::{Addr, Instant};
 use serde::Deserialize;
@@ -34,7 +35,7 @@ struct DirectorSection {
     expire_quiescent_template: Option<bool>,
     sloppy_tcp: Option<bool>,
     sloppy_sctp: Option<bool>,
-    tunnel_mtu: Option<u32>,
+    tunnel_mtu: Option<Spanned<u32>>,
     tunnel_src_v4: Option<Spanned<String>>,
     tunnel_src_v6: Option<Spanned<String>>,
 }
@@ -50,33 +51,41 @@ struct TimeoutsSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServiceSection {
-    tcp: Option<String>,
-    udp: Option<String>,
-    sctp: Option<String>,
-    fwmark: Option<u32>,
-    ipv6: Option<bool>,
-    scheduler: Option<String>,
-    #[serde(default)]
-    flags: Vec<String>,
-    persistent: Option<u32>,
-    netmask: Option<String>,
-    ops: Option<bool>,
+    tcp: Option<Spanned<String>>,
+    udp: Option<Spanned<String>>,
+    sctp: Option<Spanned<String>>,
+    fwmark: Option<Spanned<u32>>,
+    ipv6: Option<Spanned<bool>>,
+    scheduler: Option<Spanned<String>>,
+    flags: Option<Spanned<Vec<String>>>,
+    persistent: Option<Spanned<u32>>,
+    netmask: Option<Spanned<Netmask>>,
+    ops: Option<Spanned<bool>>,
     expire_nodest_conn: Option<bool>,
     #[serde(default)]
     real: Vec<Spanned<RealSection>>,
 }
 
+/// `netmask = "255.255.255.0"` or `netmask = 24` (a prefix length; the only
+/// form for IPv6, as ipvsadm's `-M 64`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Netmask {
+    Text(String),
+    Prefix(u32),
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RealSection {
-    server: String,
-    method: Option<String>,
-    weight: Option<i32>,
-    u_threshold: Option<u32>,
-    l_threshold: Option<u32>,
-    tunnel_type: Option<String>,
-    tunnel_port: Option<u16>,
-    tunnel_csum: Option<String>,
+    server: Spanned<String>,
+    method: Option<Spanned<String>>,
+    weight: Option<Spanned<i64>>,
+    u_threshold: Option<Spanned<i64>>,
+    l_threshold: Option<Spanned<i64>>,
+    tunnel_type: Option<Spanned<String>>,
+    tunnel_port: Option<Spanned<i64>>,
+    tunnel_csum: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,8 +153,9 @@ pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
         director.sloppy_tcp = d.sloppy_tcp.unwrap_or(false);
         director.sloppy_sctp = d.sloppy_sctp.unwrap_or(false);
         if let Some(m) = d.tunnel_mtu {
+            let (off, m) = (m.span().start, *m.get_ref());
             if !(576..=65535).contains(&m) {
-                return Err(at(0, &format!("tunnel_mtu {m} is outside 576..65535")));
+                return Err(at(off, &format!("tunnel_mtu {m} is outside 576..65535")));
             }
             director.tunnel_mtu = m;
         }
@@ -167,9 +177,9 @@ pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
             }
         }
     }
-    let mut ops: Vec<(usize, Op)> = Vec::new();
+    let mut ops: Vec<Located> = Vec::new();
     if let Some(t) = file.timeouts {
-        ops.push((
+        ops.push(Located::at(
             0,
             Op::SetTimeouts(
                 t.tcp.unwrap_or(0),
@@ -179,111 +189,291 @@ pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
         ));
     }
     for s in &file.service {
-        let off = s.span().start;
-        let sv = s.get_ref();
-        let svc_args = service_args(sv).map_err(|why| at(off, &why))?;
-        let mut a = vec!["-A".to_string()];
-        a.extend(svc_args.iter().cloned());
-        if let Some(sch) = &sv.scheduler {
-            a.extend(["-s".into(), sch.clone()]);
-        }
-        if let Some(p) = sv.persistent {
-            a.extend(["-p".into(), p.to_string()]);
-        }
-        if let Some(m) = &sv.netmask {
-            a.extend(["-M".into(), m.clone()]);
-        }
-        if !sv.flags.is_empty() {
-            a.extend(["-b".into(), sv.flags.join(",")]);
-        }
-        if sv.ops == Some(true) {
-            a.push("-o".into());
-        }
-        let mut svc_op = ipvsadm_op(&a).map_err(|why| at(off, &why))?;
-        if let Op::AddService(c) = &mut svc_op {
-            c.expire_nodest_conn = sv.expire_nodest_conn;
-        }
-        ops.push((off, svc_op));
-        for r in &sv.real {
-            let roff = r.span().start;
-            let rv = r.get_ref();
-            let mut a = vec!["-a".to_string()];
-            a.extend(svc_args.iter().cloned());
-            a.extend(["-r".into(), rv.server.clone()]);
-            match rv.method.as_deref().unwrap_or("route") {
-                "masq" | "nat" => a.push("-m".into()),
-                "route" | "dr" => a.push("-g".into()),
-                "tunnel" | "tun" => a.push("-i".into()),
-                other => {
-                    return Err(at(
-                        roff,
-                        &format!("unknown method '{other}' (masq, route or tunnel)"),
-                    ));
-                }
-            }
-            if let Some(w) = rv.weight {
-                a.extend(["-w".into(), w.to_string()]);
-            }
-            if let Some(x) = rv.u_threshold {
-                a.extend(["-x".into(), x.to_string()]);
-            }
-            if let Some(y) = rv.l_threshold {
-                a.extend(["-y".into(), y.to_string()]);
-            }
-            if let Some(t) = &rv.tunnel_type {
-                a.extend(["--tun-type".into(), t.clone()]);
-            }
-            if let Some(p) = rv.tunnel_port {
-                a.extend(["--tun-port".into(), p.to_string()]);
-            }
-            match rv.tunnel_csum.as_deref() {
-                None => {}
-                Some("none") => a.push("--tun-nocsum".into()),
-                Some("csum") => a.push("--tun-csum".into()),
-                Some("remcsum") => a.push("--tun-remcsum".into()),
-                Some(o) => {
-                    return Err(at(
-                        roff,
-                        &format!("unknown tunnel_csum '{o}' (none, csum or remcsum)"),
-                    ));
-                }
-            }
-            ops.push((roff, ipvsadm_op(&a).map_err(|why| at(roff, &why))?));
-        }
+        service(s, &mut ops).map_err(|(off, why)| at(off, &why))?;
     }
-    // Kernel-side checks, in order, on a scratch director.
+    // The kernel-side checks (duplicates, scheduler names, ...), in file
+    // order, on a scratch director; each refusal blamed on the field it is
+    // about.
     let mut scratch = Director::new(director.clone(), Instant::ZERO);
-    for (off, o) in &ops {
-        o.apply(&mut scratch).map_err(|e| at(*off, &e.message))?;
+    for l in &ops {
+        if let Err(e) = l.op.apply(&mut scratch) {
+            let off = l
+                .blame
+                .iter()
+                .find(|(m, _)| e.message.starts_with(m))
+                .map_or(l.table, |b| b.1);
+            return Err(at(off, &e.message));
+        }
     }
     Ok(Config {
         daemon: file.daemon.unwrap_or_default(),
         director,
-        ops: ops.into_iter().map(|(_, o)| o).collect(),
+        ops: ops.into_iter().map(|l| l.op).collect(),
     })
 }
 
-fn service_args(s: &ServiceSection) -> Result<Vec<String>, String> {
-    let given: Vec<(&str, String)> = [
-        ("-t", s.tcp.clone()),
-        ("-u", s.udp.clone()),
-        ("--sctp-service", s.sctp.clone()),
-        ("-f", s.fwmark.map(|m| m.to_string())),
-    ]
-    .into_iter()
-    .filter_map(|(o, v)| v.map(|v| (o, v)))
-    .collect();
-    match given.as_slice() {
-        [(o, v)] => {
-            let mut a = vec![o.to_string(), v.clone()];
-            if *o == "-f" && s.ipv6 == Some(true) {
-                a.push("-6".into());
-            }
-            Ok(a)
+/// An operation with the place of its table in the file and, per kernel
+/// message, the field that message is about.
+struct Located {
+    op: Op,
+    table: usize,
+    blame: Vec<(&'static str, usize)>,
+}
+
+impl Located {
+    fn at(table: usize, op: Op) -> Self {
+        Self {
+            op,
+            table,
+            blame: Vec::new(),
         }
-        [] => Err("a service needs one of tcp, udp, sctp or fwmark".into()),
-        _ => Err("a service takes only one of tcp, udp, sctp and fwmark".into()),
     }
+}
+
+/// Some ipvsadm arguments and the file offset of the field they came from.
+struct Piece {
+    args: Vec<String>,
+    at: usize,
+}
+
+impl Piece {
+    fn new<T>(field: &Spanned<T>, args: &[&str]) -> Self {
+        Self {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            at: field.span().start,
+        }
+    }
+}
+
+/// The ipvsadm command `head` + `pieces` as an engine operation. A refusal
+/// is blamed on the first field whose piece, added to the ones before it,
+/// already gives ipvsadm's message; otherwise on the table's header.
+fn command(head: &str, pieces: &[Piece], table: usize) -> Result<Op, (usize, String)> {
+    let argv = |n: usize| {
+        let mut a = vec![head.to_string()];
+        for p in pieces.iter().take(n) {
+            a.extend(p.args.iter().cloned());
+        }
+        a
+    };
+    let why = match ipvsadm_op(&argv(pieces.len())) {
+        Ok(o) => return Ok(o),
+        Err(why) => why,
+    };
+    for n in 1..=pieces.len() {
+        if let (Err(w), Some(p)) = (ipvsadm_op(&argv(n)), pieces.get(n - 1))
+            && w == why
+        {
+            return Err((p.at, why));
+        }
+    }
+    Err((table, why))
+}
+
+/// One `[[service]]` and its `[[service.real]]`s as the ipvsadm commands
+/// they stand for (`-A ...`, then `-a ...` per real server, in file order).
+fn service(s: &Spanned<ServiceSection>, ops: &mut Vec<Located>) -> Result<(), (usize, String)> {
+    let table = s.span().start;
+    let sv = s.get_ref();
+    let mut given: Vec<Piece> = Vec::new();
+    for (opt, v) in [
+        ("-t", &sv.tcp),
+        ("-u", &sv.udp),
+        ("--sctp-service", &sv.sctp),
+    ] {
+        if let Some(v) = v {
+            given.push(Piece::new(v, &[opt, v.get_ref()]));
+        }
+    }
+    if let Some(m) = &sv.fwmark {
+        let mut p = Piece::new(m, &["-f", &m.get_ref().to_string()]);
+        if sv.ipv6.as_ref().is_some_and(|v| *v.get_ref()) {
+            p.args.push("-6".into());
+        }
+        given.push(p);
+    }
+    let key = match given.len() {
+        1 => given.remove(0),
+        0 => {
+            return Err((
+                table,
+                "a service needs one of tcp, udp, sctp or fwmark".into(),
+            ));
+        }
+        _ => {
+            let at = given.iter().map(|p| p.at).max().unwrap_or(table);
+            return Err((
+                at,
+                "a service takes only one of tcp, udp, sctp and fwmark".into(),
+            ));
+        }
+    };
+    if let Some(v6) = &sv.ipv6
+        && sv.fwmark.is_none()
+        && *v6.get_ref()
+    {
+        return Err((
+            v6.span().start,
+            "ipv6 = true is for fwmark services (an address says its family)".into(),
+        ));
+    }
+    let is_v6 = key.args.iter().any(|a| a == "-6" || a.starts_with('['));
+    let mut pieces = vec![Piece {
+        args: key.args.clone(),
+        at: key.at,
+    }];
+    if let Some(v) = &sv.scheduler {
+        pieces.push(Piece::new(v, &["-s", v.get_ref()]));
+    }
+    if let Some(v) = &sv.persistent {
+        pieces.push(Piece::new(v, &["-p", &v.get_ref().to_string()]));
+    }
+    if let Some(v) = &sv.netmask {
+        let text = match v.get_ref() {
+            Netmask::Text(t) => t.clone(),
+            Netmask::Prefix(n) if is_v6 => n.to_string(),
+            Netmask::Prefix(n) => match 32u32.checked_sub(*n) {
+                Some(zeros) => {
+                    let m = u32::MAX.checked_shl(zeros).unwrap_or(0);
+                    std::net::Ipv4Addr::from(m).to_string()
+                }
+                None => {
+                    return Err((
+                        v.span().start,
+                        format!("netmask prefix {n} is longer than 32"),
+                    ));
+                }
+            },
+        };
+        pieces.push(Piece::new(v, &["-M", &text]));
+    }
+    if let Some(v) = &sv.flags
+        && !v.get_ref().is_empty()
+    {
+        pieces.push(Piece::new(v, &["-b", &v.get_ref().join(",")]));
+    }
+    if let Some(v) = &sv.ops
+        && *v.get_ref()
+    {
+        pieces.push(Piece::new(v, &["-o"]));
+    }
+    let mut op = command("-A", &pieces, table)?;
+    if let Op::AddService(c) = &mut op {
+        c.expire_nodest_conn = sv.expire_nodest_conn;
+    }
+    let svc_port = match &op {
+        Op::AddService(c) => match c.key {
+            ServiceKey::Addr { port, .. } => Some(port),
+            ServiceKey::Fwmark { .. } => None,
+        },
+        _ => None,
+    };
+    let at_of = |f: &Option<Spanned<String>>| f.as_ref().map_or(table, |v| v.span().start);
+    ops.push(Located {
+        op,
+        table,
+        blame: vec![
+            ("Service already exists", key.at),
+            (
+                "Scheduler or persistence engine not found",
+                at_of(&sv.scheduler),
+            ),
+            (
+                "Invalid operation",
+                sv.netmask.as_ref().map_or(table, |v| v.span().start),
+            ),
+        ],
+    });
+    for r in &sv.real {
+        ops.push(real(r, &key.args, svc_port)?);
+    }
+    Ok(())
+}
+
+/// One `[[service.real]]` as `ipvsadm -a SERVICE -r ...`.
+fn real(
+    r: &Spanned<RealSection>,
+    svc: &[String],
+    svc_port: Option<u16>,
+) -> Result<Located, (usize, String)> {
+    let table = r.span().start;
+    let rv = r.get_ref();
+    let mut pieces = vec![
+        Piece {
+            args: svc.to_vec(),
+            at: table,
+        },
+        Piece::new(&rv.server, &["-r", rv.server.get_ref()]),
+    ];
+    let method = rv.method.as_ref().map_or("route", |m| m.get_ref().as_str());
+    let flag = match method {
+        "masq" | "nat" => "-m",
+        "route" | "dr" => "-g",
+        "tunnel" | "tun" => "-i",
+        other => {
+            return Err((
+                rv.method.as_ref().map_or(table, |m| m.span().start),
+                format!("unknown method '{other}' (masq, route or tunnel)"),
+            ));
+        }
+    };
+    match &rv.method {
+        Some(m) => pieces.push(Piece::new(m, &[flag])),
+        None => pieces.push(Piece {
+            args: vec![flag.into()],
+            at: table,
+        }),
+    }
+    // ipvsadm quietly replaces a direct-routing or tunnel real server's port
+    // with the service's (DR and TUN cannot change the destination port);
+    // in a configuration file that is a mistake worth reporting.
+    if flag != "-m"
+        && let Some(vport) = svc_port
+        && let Ok(sa) = rv.server.get_ref().parse::<std::net::SocketAddr>()
+        && sa.port() != vport
+    {
+        return Err((
+            rv.server.span().start,
+            format!(
+                "port mapping ({} to {}) needs method = \"masq\": {method} keeps the destination port",
+                vport,
+                sa.port()
+            ),
+        ));
+    }
+    for (opt, v) in [
+        ("-w", &rv.weight),
+        ("-x", &rv.u_threshold),
+        ("-y", &rv.l_threshold),
+        ("--tun-port", &rv.tunnel_port),
+    ] {
+        if let Some(v) = v {
+            pieces.push(Piece::new(v, &[opt, &v.get_ref().to_string()]));
+        }
+    }
+    if let Some(t) = &rv.tunnel_type {
+        pieces.push(Piece::new(t, &["--tun-type", t.get_ref()]));
+    }
+    if let Some(c) = &rv.tunnel_csum {
+        let opt = match c.get_ref().as_str() {
+            "none" => "--tun-nocsum",
+            "csum" => "--tun-csum",
+            "remcsum" => "--tun-remcsum",
+            o => {
+                return Err((
+                    c.span().start,
+                    format!("unknown tunnel_csum '{o}' (none, csum or remcsum)"),
+                ));
+            }
+        };
+        pieces.push(Piece::new(c, &[opt]));
+    }
+    let op = command("-a", &pieces, table)?;
+    Ok(Located {
+        op,
+        table,
+        blame: vec![("Destination already exists", rv.server.span().start)],
+    })
 }
 
 fn ipvsadm_op(args: &[String]) -> Result<Op, String> {

@@ -2,7 +2,8 @@
 //!
 //! - [`config`]: the native TOML configuration, checked whole (FILE:LINE
 //!   errors, nothing applied from a bad file);
-//! - [`control`]: the desired configuration; every change is validated on a
+//! - [`model`]: the desired configuration (`Model::apply` / `Model::reload`);
+//! - [`control`]: the model and its workers; every change is validated on a
 //!   scratch director before any worker sees it (all or nothing); reloads
 //!   apply only the difference;
 //! - [`worker`]: one thread per receive queue owning a `Director`, changes
@@ -16,6 +17,7 @@ pub mod control;
 pub mod convert;
 pub mod dataplane;
 pub mod metrics;
+pub mod model;
 pub mod nexthop;
 pub mod proto;
 pub mod server;

@@ -38,7 +38,7 @@ fn check_reports_and_exits() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("bad.toml:1: Scheduler or persistence engine not found"),
+        err.contains("bad.toml:3: Scheduler or persistence engine not found"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
