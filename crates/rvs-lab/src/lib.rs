@@ -218,12 +218,28 @@ pub struct Topology {
     pub socket: PathBuf,
     /// Number of real servers.
     pub servers: usize,
+    /// rvsd's process id.
+    pub rvsd_pid: u32,
+}
+
+/// The HTTP server the real servers run.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Http {
+    /// Python's http.server (no extra package).
+    Python,
+    /// nginx (one worker) on ports 80, 8080 and 8081: for benchmarks.
+    Nginx,
 }
 
 impl Topology {
     /// Builds the lab with `servers` real servers and starts rvsd (this
     /// binary re-executed as `__rvsd`) and the real servers' processes.
     pub fn build(exe: &std::path::Path, servers: usize) -> Result<Self, String> {
+        Self::build_with(exe, servers, Http::Python)
+    }
+
+    /// [`Self::build`] with a choice of HTTP server.
+    pub fn build_with(exe: &std::path::Path, servers: usize, http: Http) -> Result<Self, String> {
         let mut lab = Lab::new()?;
         lab.add_ns("c")?;
         lab.add_ns("d")?;
@@ -303,21 +319,41 @@ impl Topology {
             std::fs::write(www.join("index.html"), format!("rs{k}\n"))
                 .map_err(|e| e.to_string())?;
             let www = www.display().to_string();
-            for port in ["80", "8080"] {
-                lab.spawn(
-                    &s,
-                    &[
-                        "python3",
-                        "-m",
-                        "http.server",
-                        port,
-                        "--bind",
-                        "0.0.0.0",
-                        "--directory",
-                        &www,
-                    ],
-                    None,
-                )?;
+            match http {
+                Http::Python => {
+                    for port in ["80", "8080"] {
+                        let args = [
+                            "python3",
+                            "-m",
+                            "http.server",
+                            port,
+                            "--bind",
+                            "0.0.0.0",
+                            "--directory",
+                            &www,
+                        ];
+                        lab.spawn(&s, &args, None)?;
+                    }
+                }
+                Http::Nginx => {
+                    let dir = lab.dir.display().to_string();
+                    let conf = lab.dir.join(format!("nginx-{s}.conf"));
+                    let body = format!(
+                        "worker_processes 1;\ndaemon off;\npid {dir}/nginx-{s}.pid;\nerror_log {dir}/nginx-{s}.err;\n\
+                         events {{ worker_connections 8000; }}\n\
+                         http {{ access_log off; keepalive_requests 100000;\n\
+                         client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};\n\
+                         uwsgi_temp_path {dir}; scgi_temp_path {dir};\n\
+                         server {{ listen 80; listen 8080; listen 8081; location / {{ return 200 \"rs{k}\\n\"; }} }} }}\n"
+                    );
+                    std::fs::write(&conf, body).map_err(|e| e.to_string())?;
+                    let conf_s = conf.display().to_string();
+                    lab.spawn(
+                        &s,
+                        &["nginx", "-c", &conf_s],
+                        Some(&format!("nginx-{s}.log")),
+                    )?;
+                }
             }
             lab.spawn(
                 &s,
@@ -356,6 +392,7 @@ impl Topology {
         }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         lab.spawn("d", &argv, Some("rvsd.log"))?;
+        let rvsd_pid = lab.children.last().map(|c| c.id()).unwrap_or(0);
         lab.wait_for(&socket, Duration::from_secs(15))
             .map_err(|e| {
                 format!(
@@ -388,6 +425,7 @@ impl Topology {
             lab,
             socket,
             servers,
+            rvsd_pid,
         })
     }
 
