@@ -124,11 +124,22 @@ fn run(args: Args) -> anyhow::Result<i32> {
     tracing::info!(socket = %socket.display(), "control socket ready");
     let stop = Arc::new(AtomicBool::new(false));
     let config_path = args.config.clone();
+    let running = cfg
+        .as_ref()
+        .map(|c| (format!("{:?}", c.director), format!("{:?}", c.daemon)));
     let reload: crate::server::Reload = Arc::new(move |c: &mut Control| {
         let Some(p) = &config_path else {
             return Err("rvsd runs without a configuration file".into());
         };
         let cfg = config::load(p).map_err(|e| e.to_string())?;
+        if let Some((director, daemon)) = &running
+            && (*director != format!("{:?}", cfg.director)
+                || *daemon != format!("{:?}", cfg.daemon))
+        {
+            tracing::warn!(
+                "[director] and [daemon] settings take effect at restart only; the table is reloaded"
+            );
+        }
         c.reload(&cfg.ops).map_err(|e| e.message)
     });
     let mut threads = Vec::new();

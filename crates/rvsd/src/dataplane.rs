@@ -32,6 +32,8 @@ pub struct XdpPort {
     /// Frames the engine passed to the host (cannot happen for steered
     /// frames; counted).
     pub passed: u64,
+    /// Forwarded frames dropped for want of a next hop, per interface.
+    no_next_hop: Vec<u64>,
 }
 
 impl XdpPort {
@@ -56,6 +58,7 @@ impl XdpPort {
             out: Vec::new(),
             handled: 0,
             passed: 0,
+            no_next_hop: vec![0; ifnames.len()],
         })
     }
 }
@@ -69,8 +72,10 @@ impl Port for XdpPort {
                 nh,
                 out,
                 passed,
+                no_next_hop,
                 ..
             } = self;
+            let mut missed = 0u64;
             let macs: Vec<(String, [u8; 6])> = ifaces
                 .iter()
                 .map(|f| (f.port.name().to_string(), f.port.mac()))
@@ -82,9 +87,11 @@ impl Port for XdpPort {
                 match d.handle_frame(now, &mut fb, &RxMeta::default()) {
                     Verdict::Forward(f) => {
                         let Some(hop) = nh.resolve(&f.next_hop, now) else {
+                            missed += 1;
                             return;
                         };
                         let Some(egress) = macs.iter().position(|(n, _)| *n == hop.dev) else {
+                            missed += 1;
                             return;
                         };
                         let _ = rvs_wire::set_macs(fb.data_mut(), hop.mac, macs[egress].1);
@@ -96,6 +103,9 @@ impl Port for XdpPort {
                 }
             });
             total += n;
+            if let Some(c) = no_next_hop.get_mut(i) {
+                *c += missed;
+            }
             for (e, frame) in self.out.drain(..) {
                 self.ifaces[e].port.send(&frame);
             }
@@ -108,6 +118,24 @@ impl Port for XdpPort {
             std::thread::sleep(budget.min(Duration::from_micros(200)));
         }
         total
+    }
+
+    fn queue_stats(&self) -> Vec<crate::worker::QueueStats> {
+        self.ifaces
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let st = f.port.stats();
+                crate::worker::QueueStats {
+                    iface: f.port.name().to_string(),
+                    queue: 0,
+                    rx: st.rx,
+                    tx: st.tx,
+                    tx_full: st.tx_full,
+                    no_next_hop: self.no_next_hop.get(i).copied().unwrap_or(0),
+                }
+            })
+            .collect()
     }
 
     fn config_changed(&mut self, d: &Director) {

@@ -1,7 +1,10 @@
 //! Prometheus metrics on an opt-in listen address: per service and per real
 //! server connections, packets and bytes (counters), rates (gauges), drops by
-//! reason, connection table size. Rendered from a fresh snapshot per scrape,
-//! so the packet path carries no metrics cost.
+//! reason, connection table size, dataplane queue figures (rx, tx, tx ring
+//! full, no next hop) when rvsd serves interfaces. Labels: `protocol`,
+//! `vip`, `port` (or `fwmark`), `family`, and `server` for real servers.
+//! Rendered from a fresh snapshot per scrape, so the packet path carries no
+//! metrics cost.
 
 use crate::control::Control;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -16,14 +19,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A service: `protocol` is tcp, udp, sctp or fwm; `vip` and `port` are
+/// empty for fwmark services, `fwmark` is empty for the others.
 #[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
 struct SvcLabels {
-    service: String,
+    protocol: String,
+    vip: String,
+    port: String,
+    fwmark: String,
+    family: String,
 }
 
 #[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
 struct DestLabels {
-    service: String,
+    protocol: String,
+    vip: String,
+    port: String,
+    fwmark: String,
+    family: String,
+    /// The real server, `addr:port` (`[v6]:port`).
     server: String,
 }
 
@@ -32,36 +46,52 @@ struct DropLabels {
     reason: String,
 }
 
-fn svc_name(k: &rvs_ipvsadm::ServiceKey) -> String {
+#[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
+struct QueueLabels {
+    interface: String,
+    queue: String,
+}
+
+fn svc_labels(k: &rvs_ipvsadm::ServiceKey) -> SvcLabels {
     match k {
-        rvs_ipvsadm::ServiceKey::Addr { proto, addr, port } => {
-            let p = match *proto {
+        rvs_ipvsadm::ServiceKey::Addr { proto, addr, port } => SvcLabels {
+            protocol: match *proto {
                 rvs_ipvsadm::TCP => "tcp",
                 rvs_ipvsadm::UDP => "udp",
                 _ => "sctp",
-            };
-            if addr.is_ipv6() {
-                format!("{p}/[{addr}]:{port}")
-            } else {
-                format!("{p}/{addr}:{port}")
             }
-        }
-        rvs_ipvsadm::ServiceKey::Fwmark { mark, ipv6 } => {
-            format!("fwm/{mark}{}", if *ipv6 { "/v6" } else { "" })
-        }
+            .into(),
+            vip: addr.to_string(),
+            port: port.to_string(),
+            fwmark: String::new(),
+            family: if addr.is_ipv6() { "ipv6" } else { "ipv4" }.into(),
+        },
+        rvs_ipvsadm::ServiceKey::Fwmark { mark, ipv6 } => SvcLabels {
+            protocol: "fwm".into(),
+            vip: String::new(),
+            port: String::new(),
+            fwmark: mark.to_string(),
+            family: if *ipv6 { "ipv6" } else { "ipv4" }.into(),
+        },
     }
 }
 
 /// The metrics text (OpenMetrics) for the current state.
 pub fn render(control: &Mutex<Control>) -> String {
-    let (snap, stats) = {
+    let (snap, stats, queues) = {
         let Ok(c) = control.lock() else {
             return String::new();
         };
         let Some(w) = c.workers().first() else {
             return String::new();
         };
-        (w.snapshot().ok(), w.stats().ok())
+        let queues: Vec<_> = c
+            .workers()
+            .iter()
+            .filter_map(|w| w.queue_stats().ok())
+            .flatten()
+            .collect();
+        (w.snapshot().ok(), w.stats().ok(), queues)
     };
     let mut reg = Registry::with_prefix("rvs");
     macro_rules! fam {
@@ -103,6 +133,24 @@ pub fn render(control: &Mutex<Control>) -> String {
         Gauge,
         SvcLabels
     );
+    let s_outpps = fam!(
+        "service_out_packet_rate",
+        "Packets per second to clients",
+        Gauge,
+        SvcLabels
+    );
+    let s_inbps = fam!(
+        "service_in_byte_rate",
+        "Bytes per second from clients",
+        Gauge,
+        SvcLabels
+    );
+    let s_outbps = fam!(
+        "service_out_byte_rate",
+        "Bytes per second to clients",
+        Gauge,
+        SvcLabels
+    );
     let d_conns = fam!(
         "server_connections",
         "Connections scheduled",
@@ -136,6 +184,55 @@ pub fn render(control: &Mutex<Control>) -> String {
         DestLabels
     );
     let d_weight = fam!("server_weight", "Weight", Gauge, DestLabels);
+    let d_cps = fam!(
+        "server_connection_rate",
+        "Connections per second (2 s estimator)",
+        Gauge,
+        DestLabels
+    );
+    let d_inpps = fam!(
+        "server_in_packet_rate",
+        "Packets per second from clients",
+        Gauge,
+        DestLabels
+    );
+    let d_outpps = fam!(
+        "server_out_packet_rate",
+        "Packets per second to clients",
+        Gauge,
+        DestLabels
+    );
+    let d_inbps = fam!(
+        "server_in_byte_rate",
+        "Bytes per second from clients",
+        Gauge,
+        DestLabels
+    );
+    let d_outbps = fam!(
+        "server_out_byte_rate",
+        "Bytes per second to clients",
+        Gauge,
+        DestLabels
+    );
+    let q_rx = fam!("queue_rx_frames", "Frames received", Counter, QueueLabels);
+    let q_tx = fam!(
+        "queue_tx_frames",
+        "Frames transmitted",
+        Counter,
+        QueueLabels
+    );
+    let q_full = fam!(
+        "queue_tx_full",
+        "Frames not transmitted: TX ring or UMEM full",
+        Counter,
+        QueueLabels
+    );
+    let q_nh = fam!(
+        "queue_no_next_hop",
+        "Forwarded frames dropped for want of a next hop",
+        Counter,
+        QueueLabels
+    );
     let drops = fam!("drops", "Frames dropped, by reason", Counter, DropLabels);
     let conns = Gauge::<i64>::default();
     reg.register(
@@ -145,9 +242,7 @@ pub fn render(control: &Mutex<Control>) -> String {
     );
     if let Some(s) = &snap {
         for se in &s.services {
-            let l = SvcLabels {
-                service: svc_name(&se.service.key),
-            };
+            let l = svc_labels(&se.service.key);
             s_conns.get_or_create(&l).inc_by(se.stats.conns);
             s_inpkts.get_or_create(&l).inc_by(se.stats.inpkts);
             s_outpkts.get_or_create(&l).inc_by(se.stats.outpkts);
@@ -155,6 +250,9 @@ pub fn render(control: &Mutex<Control>) -> String {
             s_outbytes.get_or_create(&l).inc_by(se.stats.outbytes);
             s_cps.get_or_create(&l).set(se.stats.cps as i64);
             s_inpps.get_or_create(&l).set(se.stats.inpps as i64);
+            s_outpps.get_or_create(&l).set(se.stats.outpps as i64);
+            s_inbps.get_or_create(&l).set(se.stats.inbps as i64);
+            s_outbps.get_or_create(&l).set(se.stats.outbps as i64);
             for d in &se.dests {
                 let server = if d.dest.addr.is_ipv6() {
                     format!("[{}]:{}", d.dest.addr, d.dest.port)
@@ -162,7 +260,11 @@ pub fn render(control: &Mutex<Control>) -> String {
                     format!("{}:{}", d.dest.addr, d.dest.port)
                 };
                 let l = DestLabels {
-                    service: l.service.clone(),
+                    protocol: l.protocol.clone(),
+                    vip: l.vip.clone(),
+                    port: l.port.clone(),
+                    fwmark: l.fwmark.clone(),
+                    family: l.family.clone(),
                     server,
                 };
                 d_conns.get_or_create(&l).inc_by(d.stats.conns);
@@ -173,6 +275,11 @@ pub fn render(control: &Mutex<Control>) -> String {
                 d_active.get_or_create(&l).set(i64::from(d.activeconns));
                 d_inactive.get_or_create(&l).set(i64::from(d.inactconns));
                 d_weight.get_or_create(&l).set(i64::from(d.dest.weight));
+                d_cps.get_or_create(&l).set(d.stats.cps as i64);
+                d_inpps.get_or_create(&l).set(d.stats.inpps as i64);
+                d_outpps.get_or_create(&l).set(d.stats.outpps as i64);
+                d_inbps.get_or_create(&l).set(d.stats.inbps as i64);
+                d_outbps.get_or_create(&l).set(d.stats.outbps as i64);
             }
         }
     }
@@ -185,6 +292,16 @@ pub fn render(control: &Mutex<Control>) -> String {
                 .inc_by(*n);
         }
         conns.set(g.conns as i64);
+    }
+    for q in &queues {
+        let l = QueueLabels {
+            interface: q.iface.clone(),
+            queue: q.queue.to_string(),
+        };
+        q_rx.get_or_create(&l).inc_by(q.rx);
+        q_tx.get_or_create(&l).inc_by(q.tx);
+        q_full.get_or_create(&l).inc_by(q.tx_full);
+        q_nh.get_or_create(&l).inc_by(q.no_next_hop);
     }
     let mut out = String::new();
     let _ = encode(&mut out, &reg);

@@ -1,5 +1,6 @@
-//! The control socket: a Unix stream socket, root only, one JSON request per
-//! line. A bad request changes nothing.
+//! The control socket: a Unix stream socket (tokio), root only, one JSON
+//! request per line and one JSON response per line. A bad request changes
+//! nothing.
 
 use crate::control::Control;
 use crate::proto::{Request, Response};
@@ -39,46 +40,80 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(l)
 }
 
-/// Serves requests until `stop` is set (checked every 50 ms).
+/// The longest request line accepted (a `-R` batch of some 100,000 lines).
+pub const MAX_REQUEST: u64 = 16 << 20;
+
+/// Serves requests until `stop` is set (checked every 50 ms), on a tokio
+/// runtime of its own (current thread; each connection a task, each
+/// request answered on the blocking pool since it waits for the workers).
 pub fn serve(
     listener: UnixListener,
     control: Arc<Mutex<Control>>,
     reload: Reload,
     stop: Arc<AtomicBool>,
 ) {
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let control = control.clone();
-                let reload = reload.clone();
-                let _ = std::thread::Builder::new()
-                    .name("rvs-ctl".into())
-                    .spawn(move || {
-                        let _ = handle(stream, &control, &*reload);
-                    });
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "control socket: no runtime");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::UnixListener::from_std(listener) {
+            Ok(l) => l,
             Err(e) => {
-                tracing::warn!(error = %e, "control socket accept failed");
-                std::thread::sleep(Duration::from_millis(50));
+                tracing::error!(error = %e, "control socket: cannot register");
+                return;
+            }
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        while !stop.load(Ordering::Relaxed) {
+            tokio::select! {
+                r = listener.accept() => match r {
+                    Ok((stream, _)) => {
+                        let (control, reload) = (control.clone(), reload.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = handle(stream, control, reload).await {
+                                tracing::debug!(error = %e, "control connection ended");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "control socket accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = tick.tick() => {}
             }
         }
-    }
+    });
 }
 
-fn handle(
-    stream: UnixStream,
-    control: &Mutex<Control>,
-    reload: &(dyn Fn(&mut Control) -> Result<usize, String> + Send + Sync),
+async fn handle(
+    stream: tokio::net::UnixStream,
+    control: Arc<Mutex<Control>>,
+    reload: Reload,
 ) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut w = stream.try_clone()?;
-    let r = BufReader::new(stream);
-    for line in r.lines().take(1000) {
-        let line = line?;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let (r, mut w) = stream.into_split();
+    let mut r = tokio::io::BufReader::new(r);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = (&mut r).take(MAX_REQUEST).read_line(&mut line).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if !line.ends_with('\n') && n as u64 >= MAX_REQUEST {
+            let resp = error_line("request too long", 2);
+            w.write_all(resp.as_bytes()).await?;
+            return Ok(());
+        }
         if line.trim().is_empty() {
             continue;
         }
@@ -87,13 +122,33 @@ fn handle(
                 message: format!("bad request: {e}"),
                 exit_code: 2,
             },
-            Ok(req) => answer(req, control, reload),
+            Ok(req) => {
+                let (c, rl) = (control.clone(), reload.clone());
+                tokio::task::spawn_blocking(move || answer(req, &c, &*rl))
+                    .await
+                    .unwrap_or_else(|_| Response::Error {
+                        message: "rvsd failed to answer".into(),
+                        exit_code: 255,
+                    })
+            }
         };
-        let mut out = serde_json::to_string(&resp).unwrap_or_else(|_| "{\"Error\":{}}".into());
-        out.push('\n');
-        w.write_all(out.as_bytes())?;
+        let mut out = serde_json::to_string(&resp)
+            .unwrap_or_else(|_| error_line("cannot encode the answer", 255));
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        w.write_all(out.as_bytes()).await?;
     }
-    Ok(())
+}
+
+fn error_line(message: &str, exit_code: i32) -> String {
+    let r = Response::Error {
+        message: message.into(),
+        exit_code,
+    };
+    let mut s = serde_json::to_string(&r).unwrap_or_default();
+    s.push('\n');
+    s
 }
 
 fn answer(

@@ -20,6 +20,30 @@ pub trait Port {
     /// The configuration changed (services, real servers): e.g. update the
     /// steering maps.
     fn config_changed(&mut self, _d: &Director) {}
+
+    /// Queue figures, one entry per interface queue served (none without
+    /// packet I/O).
+    fn queue_stats(&self) -> Vec<QueueStats> {
+        Vec::new()
+    }
+}
+
+/// The figures of one receive/transmit queue, for metrics.
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+pub struct QueueStats {
+    /// Interface name.
+    pub iface: String,
+    /// Queue number.
+    pub queue: u32,
+    /// Frames received.
+    pub rx: u64,
+    /// Frames queued for transmission.
+    pub tx: u64,
+    /// Frames not transmitted: TX ring or UMEM full.
+    pub tx_full: u64,
+    /// Forwarded frames dropped for want of a next hop (no route or no
+    /// neighbour entry), counted on the receiving queue.
+    pub no_next_hop: u64,
 }
 
 /// Opens a worker's port on the worker's thread.
@@ -45,6 +69,7 @@ enum Msg {
     Apply(Vec<Op>, Sender<Result<(), OpError>>),
     Snapshot(Sender<rvs_ipvsadm::Snapshot>),
     Stats(Sender<rvs_engine::GlobalStats>),
+    Queues(Sender<Vec<QueueStats>>),
     Stop,
 }
 
@@ -125,6 +150,14 @@ impl Worker {
             .map_err(|_| worker_gone())
     }
 
+    /// The port's queue figures.
+    pub fn queue_stats(&self) -> Result<Vec<QueueStats>, OpError> {
+        let (tx, rx) = channel();
+        self.send(Msg::Queues(tx))?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| worker_gone())
+    }
+
     fn send(&self, m: Msg) -> Result<(), OpError> {
         self.tx.send(m).map_err(|_| worker_gone())
     }
@@ -167,6 +200,9 @@ fn run(d: &mut Director, port: &mut dyn Port, rx: &Receiver<Msg>, start: std::ti
                 }
                 Ok(Msg::Stats(reply)) => {
                     let _ = reply.send(d.stats());
+                }
+                Ok(Msg::Queues(reply)) => {
+                    let _ = reply.send(port.queue_stats());
                 }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => break,

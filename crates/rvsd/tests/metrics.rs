@@ -19,6 +19,7 @@ fn control() -> Arc<Mutex<Control>> {
     let cmds: Vec<rvs_ipvsadm::Command> = [
         "-A -t 192.0.2.10:80 -s rr",
         "-a -t 192.0.2.10:80 -r 10.0.0.2:8080 -m -w 3",
+        "-A -f 7 -6 -s lc",
     ]
     .iter()
     .map(|l| {
@@ -42,12 +43,12 @@ fn text_has_services_servers_and_drops() {
     let text = rvsd::metrics::render(&c);
     assert!(
         text.contains(
-            "rvs_server_weight{service=\"tcp/192.0.2.10:80\",server=\"10.0.0.2:8080\"} 3"
+            "rvs_server_weight{protocol=\"tcp\",vip=\"192.0.2.10\",port=\"80\",fwmark=\"\",family=\"ipv4\",server=\"10.0.0.2:8080\"} 3"
         ),
         "{text}"
     );
     assert!(
-        text.contains("rvs_service_connections_total{service=\"tcp/192.0.2.10:80\"} 0"),
+        text.contains("rvs_service_connections_total{protocol=\"tcp\",vip=\"192.0.2.10\",port=\"80\",fwmark=\"\",family=\"ipv4\"} 0"),
         "{text}"
     );
     assert!(
@@ -55,6 +56,18 @@ fn text_has_services_servers_and_drops() {
         "{text}"
     );
     assert!(text.contains("rvs_connection_table_entries 0"), "{text}");
+    assert!(
+        text.contains(
+            "rvs_service_in_byte_rate{protocol=\"fwm\",vip=\"\",port=\"\",fwmark=\"7\",family=\"ipv6\"} 0"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("rvs_server_out_packet_rate{protocol=\"tcp\",vip=\"192.0.2.10\",port=\"80\",fwmark=\"\",family=\"ipv4\",server=\"10.0.0.2:8080\"} 0"),
+        "{text}"
+    );
+    // No interfaces, no queue figures.
+    assert!(!text.contains("rvs_queue_rx_frames_total{"), "{text}");
     assert!(text.trim_end().ends_with("# EOF"));
 }
 
