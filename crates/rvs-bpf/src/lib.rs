@@ -50,6 +50,39 @@ pub enum Error {
     Missing(&'static str),
 }
 
+fn load_xdp(obj: &[u8], prog: &'static str) -> Result<Ebpf, Error> {
+    let mut ebpf = Ebpf::load(obj)?;
+    let p: &mut Xdp = ebpf
+        .program_mut(prog)
+        .ok_or(Error::Missing(prog))?
+        .try_into()?;
+    p.load()?;
+    Ok(ebpf)
+}
+
+fn attach_xdp(ebpf: &mut Ebpf, prog: &'static str, ifname: &str, skb: bool) -> Result<(), Error> {
+    let p: &mut Xdp = ebpf
+        .program_mut(prog)
+        .ok_or(Error::Missing(prog))?
+        .try_into()?;
+    p.attach(ifname, if skb { XdpMode::Skb } else { XdpMode::Driver })?;
+    Ok(())
+}
+
+/// Runs `prog` on `frame` with BPF_PROG_TEST_RUN: the verdict and the
+/// resulting frame.
+fn run_xdp(ebpf: &Ebpf, prog: &'static str, frame: &[u8]) -> Result<(u32, Vec<u8>), Error> {
+    let p: &Xdp = ebpf.program(prog).ok_or(Error::Missing(prog))?.try_into()?;
+    let mut out = vec![0u8; frame.len() + 256];
+    let r = p.test_run(TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ..TestRunOptions::new()
+    })?;
+    out.truncate(r.data_size_out as usize);
+    Ok((r.return_value, out))
+}
+
 /// The key of `rvs_vips` and `rvs_reals` (see steer.bpf.c).
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 #[repr(C)]
@@ -100,25 +133,15 @@ pub struct Steering {
 impl Steering {
     /// Loads the program (not attached).
     pub fn load() -> Result<Self, Error> {
-        let mut ebpf = Ebpf::load(STEER_OBJ)?;
-        let prog: &mut Xdp = ebpf
-            .program_mut("rvs_steer")
-            .ok_or(Error::Missing("rvs_steer"))?
-            .try_into()?;
-        prog.load()?;
-        Ok(Self { ebpf })
+        Ok(Self {
+            ebpf: load_xdp(STEER_OBJ, "rvs_steer")?,
+        })
     }
 
     /// Attaches to `ifname` in the caller's network namespace (generic mode
     /// with `skb`, else native). Detached when `self` is dropped.
     pub fn attach(&mut self, ifname: &str, skb: bool) -> Result<(), Error> {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut("rvs_steer")
-            .ok_or(Error::Missing("rvs_steer"))?
-            .try_into()?;
-        prog.attach(ifname, if skb { XdpMode::Skb } else { XdpMode::Driver })?;
-        Ok(())
+        attach_xdp(&mut self.ebpf, "rvs_steer", ifname, skb)
     }
 
     /// Steers traffic to a service (`port` 0: every port of the VIP; `proto`
@@ -173,18 +196,7 @@ impl Steering {
 
     /// Runs the program on `frame` with BPF_PROG_TEST_RUN: the verdict.
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, Error> {
-        let prog: &Xdp = self
-            .ebpf
-            .program("rvs_steer")
-            .ok_or(Error::Missing("rvs_steer"))?
-            .try_into()?;
-        let mut out = vec![0u8; frame.len() + 256];
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..TestRunOptions::new()
-        };
-        Ok(prog.test_run(opts)?.return_value)
+        Ok(run_xdp(&self.ebpf, "rvs_steer", frame)?.0)
     }
 }
 
@@ -196,24 +208,14 @@ pub struct Decap {
 impl Decap {
     /// Loads the program (not attached).
     pub fn load() -> Result<Self, Error> {
-        let mut ebpf = Ebpf::load(DECAP_OBJ)?;
-        let prog: &mut Xdp = ebpf
-            .program_mut("rvs_decap")
-            .ok_or(Error::Missing("rvs_decap"))?
-            .try_into()?;
-        prog.load()?;
-        Ok(Self { ebpf })
+        Ok(Self {
+            ebpf: load_xdp(DECAP_OBJ, "rvs_decap")?,
+        })
     }
 
     /// Attaches to `ifname` in the caller's network namespace.
     pub fn attach(&mut self, ifname: &str, skb: bool) -> Result<(), Error> {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut("rvs_decap")
-            .ok_or(Error::Missing("rvs_decap"))?
-            .try_into()?;
-        prog.attach(ifname, if skb { XdpMode::Skb } else { XdpMode::Driver })?;
-        Ok(())
+        attach_xdp(&mut self.ebpf, "rvs_decap", ifname, skb)
     }
 
     /// Decapsulates GUE arriving on this UDP port.
@@ -229,18 +231,6 @@ impl Decap {
 
     /// Runs the program on `frame`: the verdict and the resulting frame.
     pub fn test_run(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), Error> {
-        let prog: &Xdp = self
-            .ebpf
-            .program("rvs_decap")
-            .ok_or(Error::Missing("rvs_decap"))?
-            .try_into()?;
-        let mut out = vec![0u8; frame.len() + 256];
-        let r = prog.test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..TestRunOptions::new()
-        })?;
-        out.truncate(r.data_size_out as usize);
-        Ok((r.return_value, out))
+        run_xdp(&self.ebpf, "rvs_decap", frame)
     }
 }
