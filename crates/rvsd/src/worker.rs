@@ -216,3 +216,69 @@ fn run(d: &mut Director, port: &mut dyn Port, rx: &Receiver<Msg>, start: std::ti
         }
     }
 }
+
+/// What a [`FeedPort`] hands back for one frame: the engine's verdict and
+/// the frame as it left the engine (rewritten, encapsulated or a reply).
+pub type Fed = (rvs_engine::Verdict, Vec<u8>);
+
+/// A port fed by the caller instead of a NIC: frames given to its
+/// [`Feeder`] go through the worker's director on the worker's thread, like
+/// received frames (between control messages), and the verdicts come back.
+/// For tests and offline replays; needs no privileges.
+pub struct FeedPort {
+    rx: Receiver<Vec<u8>>,
+    tx: Sender<Fed>,
+}
+
+/// The caller's end of a [`FeedPort`].
+pub struct Feeder {
+    tx: Sender<Vec<u8>>,
+    rx: Receiver<Fed>,
+}
+
+/// Room left in front of a fed frame for encapsulation headers.
+const FEED_HEADROOM: usize = 256;
+
+/// A [`FeedPort`] maker and its feeder.
+pub fn feed_port() -> (MakePort, Feeder) {
+    let (ftx, frx) = channel();
+    let (vtx, vrx) = channel();
+    let port = FeedPort { rx: frx, tx: vtx };
+    (
+        Box::new(move || Ok(Box::new(port) as Box<dyn Port>)),
+        Feeder { tx: ftx, rx: vrx },
+    )
+}
+
+impl Feeder {
+    /// Runs one frame through the worker and returns what became of it
+    /// (`None` if the worker is gone or takes longer than 5 s).
+    pub fn send(&self, frame: &[u8]) -> Option<Fed> {
+        self.tx.send(frame.to_vec()).ok()?;
+        self.rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+}
+
+impl Port for FeedPort {
+    fn poll(&mut self, d: &mut Director, now: Instant, budget: Duration) -> usize {
+        let Ok(frame) = self.rx.recv_timeout(budget) else {
+            return 0;
+        };
+        let mut buf = vec![0u8; FEED_HEADROOM + frame.len()];
+        let out = match buf.get_mut(FEED_HEADROOM..) {
+            Some(tail) => {
+                tail.copy_from_slice(&frame);
+                match rvs_wire::FrameBuf::new(&mut buf, FEED_HEADROOM, frame.len()) {
+                    Ok(mut fb) => {
+                        let v = d.handle_frame(now, &mut fb, &rvs_engine::RxMeta::default());
+                        (v, fb.data().to_vec())
+                    }
+                    Err(_) => (rvs_engine::Verdict::Pass, frame),
+                }
+            }
+            None => (rvs_engine::Verdict::Pass, frame),
+        };
+        let _ = self.tx.send(out);
+        1
+    }
+}

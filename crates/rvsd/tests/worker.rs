@@ -1,0 +1,95 @@
+//! Workers: frames fed through a worker's director while the control plane
+//! changes the table. A reload edits in place, so a connection to a real
+//! server that stays keeps going to it and its counters survive.
+
+use rvs_engine::{DirectorConfig, Verdict};
+use rvs_fixtures::{cip4, flags, rip4, tcp, vip4};
+use rvsd::config::parse;
+use rvsd::control::Control;
+use rvsd::worker::{Worker, feed_port};
+
+const MAC_C: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const MAC_D: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+fn conf(weight2: u32, extra: &str) -> String {
+    format!(
+        "[[service]]\ntcp = \"192.0.2.10:80\"\nscheduler = \"rr\"\n\
+         [[service.real]]\nserver = \"10.20.0.11:80\"\nmethod = \"masq\"\n\
+         [[service.real]]\nserver = \"10.20.0.12:80\"\nmethod = \"masq\"\nweight = {weight2}\n{extra}"
+    )
+}
+
+#[test]
+fn reload_keeps_established_connections() {
+    let (make, feeder) = feed_port();
+    let w = Worker::spawn(DirectorConfig::default(), make, std::time::Instant::now()).unwrap();
+    let mut c = Control::new(DirectorConfig::default(), vec![w]);
+    c.apply(parse("a", &conf(1, "")).unwrap().ops).unwrap();
+
+    let syn = tcp(MAC_C, MAC_D, cip4(), 40000, vip4(), 80, flags::SYN, b"");
+    let (v, _) = feeder.send(&syn).unwrap();
+    let Verdict::Forward(f) = v else {
+        panic!("{v:?}")
+    };
+    // rr over two servers; whichever it picked must stay.
+    let server = f.next_hop;
+    assert!(server == rip4(1) || server == rip4(2), "{server:?}");
+
+    // Reload: the other server's weight changes (or this one's: both are
+    // edits), and a service is added.
+    let n = c
+        .reload(
+            &parse("b", &conf(3, "[[service]]\nudp = \"192.0.2.10:53\"\n"))
+                .unwrap()
+                .ops,
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+
+    let ack = tcp(
+        MAC_C,
+        MAC_D,
+        cip4(),
+        40000,
+        vip4(),
+        80,
+        flags::ACK,
+        b"hello",
+    );
+    let (v, _) = feeder.send(&ack).unwrap();
+    let Verdict::Forward(f) = v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(f.next_hop, server);
+
+    let snap = c.workers()[0].snapshot().unwrap();
+    assert_eq!(snap.services.len(), 2);
+    assert_eq!(snap.conns.len(), 1);
+    let web = &snap.services[0];
+    let d = web
+        .dests
+        .iter()
+        .find(|d| rvs_types::Addr::from(d.dest.addr) == server)
+        .unwrap();
+    // One connection, two packets in, counted before and after the reload.
+    assert_eq!((d.stats.conns, d.stats.inpkts), (1, 2));
+    assert_eq!(d.activeconns, 1);
+    let other = web
+        .dests
+        .iter()
+        .find(|d| rvs_types::Addr::from(d.dest.addr) == rip4(2))
+        .unwrap();
+    assert_eq!(other.dest.weight, 3);
+
+    // -Z through the control plane zeroes the counters the workers hold.
+    c.apply(vec![rvsd::convert::Op::Zero(None)]).unwrap();
+    let snap = c.workers()[0].snapshot().unwrap();
+    assert!(
+        snap.services[0]
+            .dests
+            .iter()
+            .all(|d| d.stats.conns == 0 && d.stats.inpkts == 0)
+    );
+    assert_eq!(snap.conns.len(), 1, "zeroing keeps connections");
+    c.stop();
+}
