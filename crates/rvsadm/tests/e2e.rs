@@ -19,13 +19,19 @@ struct Daemon {
 
 impl Daemon {
     fn start(tag: &str) -> Self {
+        Self::start_with(tag, rvsd::worker::no_port())
+    }
+
+    /// A daemon whose worker is fed frames by the returned feeder.
+    fn start_fed(tag: &str) -> (Self, rvsd::worker::Feeder) {
+        let (make, feeder) = rvsd::worker::feed_port();
+        (Self::start_with(tag, make), feeder)
+    }
+
+    fn start_with(tag: &str, make: rvsd::worker::MakePort) -> Self {
         let sock = std::env::temp_dir().join(format!("rvsadm-{tag}-{}.sock", std::process::id()));
-        let worker = Worker::spawn(
-            DirectorConfig::default(),
-            rvsd::worker::no_port(),
-            std::time::Instant::now(),
-        )
-        .unwrap();
+        let worker =
+            Worker::spawn(DirectorConfig::default(), make, std::time::Instant::now()).unwrap();
         let control = Arc::new(Mutex::new(Control::new(
             DirectorConfig::default(),
             vec![worker],
@@ -213,4 +219,147 @@ fn unreachable_daemon_is_reported() {
     assert!(out.is_empty());
     assert_eq!(code, Some(2));
     assert!(err.starts_with("Can't initialize ipvs:"), "{err}");
+}
+
+#[test]
+fn stats_connections_and_zero_with_traffic() {
+    use rvs_fixtures::{cip4, flags, tcp, vip4};
+    let (d, feeder) = Daemon::start_fed("traffic");
+    d.ok("-A -t 192.0.2.10:80 -s rr");
+    d.ok("-a -t 192.0.2.10:80 -r 10.20.0.11:80 -m");
+    let (c, m) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let syn = tcp(c, m, cip4(), 40000, vip4(), 80, flags::SYN, b"");
+    let ack = tcp(c, m, cip4(), 40000, vip4(), 80, flags::ACK, b"hello");
+    for f in [&syn, &ack] {
+        let (v, _) = feeder.send(f).unwrap();
+        assert!(matches!(v, rvs_engine::Verdict::Forward(_)), "{v:?}");
+    }
+    // ipvsadm -L -n -c: "%-3s %02d:%02d  %-11s %-18s %-18s %s\n" after
+    // its two title lines; the expiry (15 min for ESTABLISHED) is not
+    // compared.
+    let conns = d.ok("-L -n -c");
+    let lines: Vec<&str> = conns.lines().collect();
+    assert_eq!(lines.len(), 3, "{conns}");
+    assert_eq!(lines[0], "IPVS connection entries");
+    assert_eq!(
+        lines[1],
+        "pro expire state       source             virtual            destination"
+    );
+    assert!(lines[2].starts_with("TCP 1"), "{conns}");
+    assert!(
+        lines[2].ends_with("  ESTABLISHED 198.51.100.7:40000 192.0.2.10:80      10.20.0.11:80"),
+        "{conns}"
+    );
+    // --stats --exact: one connection, two packets in, 40 + 45 IP bytes in
+    // (IPv4 20 + TCP 20, plus 5 bytes of payload), nothing out yet.
+    let stats = d.ok("-L -n --stats --exact");
+    let svc: Vec<&str> = stats
+        .lines()
+        .find(|l| l.starts_with("TCP"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        svc,
+        ["TCP", "192.0.2.10:80", "1", "2", "0", "85", "0"],
+        "{stats}"
+    );
+    let dest: Vec<&str> = stats
+        .lines()
+        .find(|l| l.contains("10.20.0.11:80"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        dest,
+        ["->", "10.20.0.11:80", "1", "2", "0", "85", "0"],
+        "{stats}"
+    );
+    let plain = d.ok("-L -n");
+    assert!(
+        plain.contains("  -> 10.20.0.11:80                Masq    1      1          0         \n"),
+        "{plain}"
+    );
+    d.ok("-Z");
+    let stats = d.ok("-L -n --stats --exact");
+    let svc: Vec<&str> = stats
+        .lines()
+        .find(|l| l.starts_with("TCP"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        svc,
+        ["TCP", "192.0.2.10:80", "0", "0", "0", "0", "0"],
+        "{stats}"
+    );
+    // Zeroing leaves the connection alone.
+    assert_eq!(d.ok("-L -n -c").lines().count(), 3);
+}
+
+#[test]
+fn bad_command_lines_change_nothing() {
+    let d = Daemon::start("badargs");
+    d.ok("-A -t 192.0.2.10:80 -s rr");
+    let before = d.ok("-S -n");
+    for args in [
+        "-A -t 192.0.2.10:80 -s rr -w 2",
+        "-a -t 192.0.2.10:80 -r 10.0.0.1 -w 70000",
+        "-A -t 192.0.2.300:80",
+        "-L -n -r 10.0.0.1",
+        "--bogus",
+        "-E",
+    ] {
+        let (out, err, code) = d.run(args);
+        assert_eq!(out, "", "{args}");
+        assert!(code == 2 || code == 255, "{args}: {code} {err}");
+        assert!(!err.is_empty(), "{args}");
+    }
+    assert_eq!(d.ok("-S -n"), before);
+    // Two exact texts from ipvsadm.c's fail() calls.
+    assert_eq!(
+        d.run("-a -t 192.0.2.10:80 -r 10.0.0.1 -w 70000"),
+        (String::new(), "illegal weight specified\n".into(), 2)
+    );
+    assert_eq!(
+        d.run("-L -n -r 10.0.0.1"),
+        (
+            String::new(),
+            "Illegal 'real-server' option with the 'list' command\n".into(),
+            2
+        )
+    );
+}
+
+#[test]
+fn save_clear_restore_round_trip() {
+    // (ipvsadm -S does not save -x/-y thresholds; neither do we.)
+    save_clear_restore_round_trip_inner();
+}
+
+fn save_clear_restore_round_trip_inner() {
+    let d = Daemon::start("roundtrip");
+    for l in [
+        "-A -t 192.0.2.10:80 -s wrr",
+        "-a -t 192.0.2.10:80 -r 10.20.0.11:8080 -m -w 3 -x 100 -y 10",
+        "-a -t 192.0.2.10:80 -r 10.20.0.12:8080 -m -w 0",
+        "-A -u 192.0.2.10:0 -s sh -b sh-port -p 120 -M 255.255.0.0",
+        "-a -u 192.0.2.10:0 -r 10.20.0.13 -g",
+        "-A -t [2001:db8::10]:443 -s mh -b mh-fallback,mh-port",
+        "-a -t [2001:db8::10]:443 -r [fd00:0:0:20::11]:443 -i --tun-type gue --tun-port 6080 --tun-remcsum",
+        "-A -f 9 -6 -s lc -p",
+        "-A --sctp-service 192.0.2.10:3868 -s rr",
+        "-A -u 192.0.2.11:53 -s rr -o",
+    ] {
+        d.ok(l);
+    }
+    let saved = d.ok("-S -n");
+    let listed = d.ok("-L -n");
+    assert_eq!(saved.lines().count(), 10, "{saved}");
+    d.ok("-C");
+    assert_eq!(d.ok("-S -n"), "");
+    let (_, err, code) = d.run_as("ipvsadm", "-R", &saved);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(d.ok("-S -n"), saved);
+    assert_eq!(d.ok("-L -n"), listed);
 }
