@@ -157,5 +157,9 @@ fn run(program: &str, inv: Invocation, socket: &Path, sys: &System) -> i32 {
             eprintln!("{message}");
             exit_code
         }
+        Response::Stats(_) => {
+            eprintln!("{program}: unexpected answer from rvsd");
+            255
+        }
     }
 }

@@ -280,6 +280,18 @@ fn stats_connections_and_zero_with_traffic() {
         plain.contains("  -> 10.20.0.11:80                Masq    1      1          0         \n"),
         "{plain}"
     );
+    // The daemon's own figures over the socket.
+    let rvsd::proto::Response::Stats(g) =
+        rvsd::server::request(&d.sock, &rvsd::proto::Request::Stats).unwrap()
+    else {
+        panic!("not stats")
+    };
+    assert_eq!(
+        (g.totals.conns, g.totals.inpkts, g.totals.inbytes, g.conns),
+        (1, 2, 85, 1)
+    );
+    assert!(g.drops.iter().any(|(r, n)| r == "bad_checksum" && *n == 0));
+    assert!(g.queues.is_empty());
     d.ok("-Z");
     let stats = d.ok("-L -n --stats --exact");
     let svc: Vec<&str> = stats
@@ -333,11 +345,7 @@ fn bad_command_lines_change_nothing() {
 
 #[test]
 fn save_clear_restore_round_trip() {
-    // (ipvsadm -S does not save -x/-y thresholds; neither do we.)
-    save_clear_restore_round_trip_inner();
-}
-
-fn save_clear_restore_round_trip_inner() {
+    // (ipvsadm -S does not save -x/-y thresholds; neither does rvsadm.)
     let d = Daemon::start("roundtrip");
     for l in [
         "-A -t 192.0.2.10:80 -s wrr",

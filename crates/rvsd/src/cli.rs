@@ -91,7 +91,11 @@ fn run(args: Args) -> anyhow::Result<i32> {
         .as_ref()
         .map(|c| c.daemon.interfaces.clone())
         .unwrap_or_default();
-    interfaces.extend(args.interfaces.iter().cloned());
+    for i in &args.interfaces {
+        if !interfaces.contains(i) {
+            interfaces.push(i.clone());
+        }
+    }
     let make_port: crate::worker::MakePort = if interfaces.is_empty() {
         tracing::info!("no interfaces: control plane only");
         crate::worker::no_port()

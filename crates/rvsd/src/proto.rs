@@ -17,6 +17,43 @@ pub enum Request {
     Snapshot,
     /// Re-read the configuration file and apply the difference.
     Reload,
+    /// Director-wide figures: totals, drops by reason, connection entries,
+    /// dataplane queues.
+    Stats,
+}
+
+/// Director-wide figures (`/proc/net/ip_vs_stats` and more), summed over
+/// the workers.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct DaemonStats {
+    /// Connections scheduled, packets and bytes in and out, over all
+    /// services (the rate fields are the 2 s estimator's).
+    pub totals: adm::Stats,
+    /// Frames dropped, by reason label (every reason listed, zeros too).
+    pub drops: Vec<(String, u64)>,
+    /// Frames handed to the host stack.
+    pub passed: u64,
+    /// Live connection entries (templates included).
+    pub conns: u64,
+    /// Dataplane queues (empty without interfaces).
+    pub queues: Vec<QueueFigures>,
+}
+
+/// One interface queue's figures.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct QueueFigures {
+    /// Interface name.
+    pub iface: String,
+    /// Queue number.
+    pub queue: u32,
+    /// Frames received.
+    pub rx: u64,
+    /// Frames queued for transmission.
+    pub tx: u64,
+    /// Frames not transmitted (TX ring or UMEM full).
+    pub tx_full: u64,
+    /// Forwarded frames dropped for want of a next hop.
+    pub no_next_hop: u64,
 }
 
 /// rvsd's answer.
@@ -26,6 +63,8 @@ pub enum Response {
     Done,
     /// The table.
     Snapshot(Box<adm::Snapshot>),
+    /// Director-wide figures.
+    Stats(Box<DaemonStats>),
     /// Refused; nothing changed.
     Error {
         /// What to print.

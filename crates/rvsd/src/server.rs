@@ -184,6 +184,13 @@ fn answer(
                 exit_code: 255,
             },
         },
+        Request::Stats => match crate::worker::daemon_stats(c.workers()) {
+            Ok(s) => Response::Stats(Box::new(s)),
+            Err(e) => Response::Error {
+                message: e.message,
+                exit_code: e.exit_code,
+            },
+        },
         Request::Reload => match reload(&mut c) {
             Ok(_) => Response::Done,
             Err(e) => Response::Error {

@@ -282,3 +282,44 @@ impl Port for FeedPort {
         1
     }
 }
+
+/// Director-wide figures summed over `workers`.
+pub fn daemon_stats(workers: &[Worker]) -> Result<crate::proto::DaemonStats, OpError> {
+    let mut out = crate::proto::DaemonStats::default();
+    for w in workers {
+        let g = w.stats()?;
+        let t = &mut out.totals;
+        t.conns += g.totals.conns;
+        t.inpkts += g.totals.inpkts;
+        t.outpkts += g.totals.outpkts;
+        t.inbytes += g.totals.inbytes;
+        t.outbytes += g.totals.outbytes;
+        t.cps += g.rates.cps;
+        t.inpps += g.rates.inpps;
+        t.outpps += g.rates.outpps;
+        t.inbps += g.rates.inbps;
+        t.outbps += g.rates.outbps;
+        for (r, n) in &g.drops {
+            let label = r.label();
+            match out.drops.iter_mut().find(|(l, _)| l == label) {
+                Some(e) => e.1 += n,
+                None => out.drops.push((label.to_string(), *n)),
+            }
+        }
+        out.passed += g.passed;
+        out.conns += g.conns as u64;
+        out.queues.extend(
+            w.queue_stats()?
+                .into_iter()
+                .map(|q| crate::proto::QueueFigures {
+                    iface: q.iface,
+                    queue: q.queue,
+                    rx: q.rx,
+                    tx: q.tx,
+                    tx_full: q.tx_full,
+                    no_next_hop: q.no_next_hop,
+                }),
+        );
+    }
+    Ok(out)
+}
