@@ -214,3 +214,11 @@ fn bad_file_leaves_the_running_model_unchanged() {
     assert_eq!(e.0, format!("rvsd.toml:{last}: Service already exists"));
     assert_eq!(control.model().ops(), &before[..]);
 }
+
+#[test]
+fn the_documented_copy_is_the_example() {
+    let doc = include_str!("../../../docs/CONFIG.md");
+    let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+    let len = doc[start..].find("```").unwrap();
+    assert_eq!(&doc[start..start + len], EXAMPLE);
+}
