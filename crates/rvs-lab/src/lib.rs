@@ -28,6 +28,17 @@ pub const VIP_DR: &str = "10.10.0.101";
 pub const VIP_TUN: &str = "10.10.0.102";
 /// The client's address.
 pub const CLIENT: &str = "10.10.0.2";
+/// The IPv6 NAT VIP (outside the client's on-link prefix: IPv6 neighbour
+/// discovery, unlike ARP, answers only for addresses of the receiving
+/// interface, and the VIPs sit on lo).
+pub const VIP6_NAT: &str = "fd00:ff::100";
+/// The IPv6 DR VIP.
+pub const VIP6_DR: &str = "fd00:ff::101";
+
+/// IPv6 address of real server `k` (1-based).
+pub fn rip6(k: usize) -> String {
+    format!("fd00:2{k}::11")
+}
 
 /// Address of real server `k` (1-based).
 pub fn rip(k: usize) -> String {
@@ -247,6 +258,47 @@ impl Topology {
         let (c, d) = (lab.ns("c"), lab.ns("d"));
         ip(&["-n", &c, "addr", "add", "10.10.0.2/24", "dev", "c0"])?;
         ip(&["-n", &c, "route", "add", "default", "via", "10.10.0.1"])?;
+        ip(&[
+            "-n",
+            &c,
+            "addr",
+            "add",
+            "fd00:10::2/64",
+            "dev",
+            "c0",
+            "nodad",
+        ])?;
+        ip(&[
+            "-n",
+            &c,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "fd00:10::1",
+        ])?;
+        ip(&[
+            "-n",
+            &d,
+            "addr",
+            "add",
+            "fd00:10::1/64",
+            "dev",
+            "d0",
+            "nodad",
+        ])?;
+        for vip in [VIP6_NAT, VIP6_DR] {
+            ip(&["-n", &d, "addr", "add", &format!("{vip}/128"), "dev", "lo"])?;
+        }
+        ip(&[
+            "netns",
+            "exec",
+            &d,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.forwarding=1",
+        ])?;
         ip(&["-n", &d, "addr", "add", "10.10.0.1/24", "dev", "d0"])?;
         for vip in [VIP_NAT, VIP_DR, VIP_TUN] {
             ip(&["-n", &d, "addr", "add", &format!("{vip}/32"), "dev", "lo"])?;
@@ -302,6 +354,37 @@ impl Topology {
                 "via",
                 &format!("10.2{k}.0.1"),
             ])?;
+            let v6gw = format!("fd00:2{k}::1");
+            ip(&[
+                "-n",
+                &d,
+                "addr",
+                "add",
+                &format!("{v6gw}/64"),
+                "dev",
+                &dif,
+                "nodad",
+            ])?;
+            ip(&[
+                "-n",
+                &sn,
+                "addr",
+                "add",
+                &format!("{}/64", rip6(k)),
+                "dev",
+                "s0",
+                "nodad",
+            ])?;
+            ip(&["-n", &sn, "-6", "route", "add", "default", "via", &v6gw])?;
+            ip(&[
+                "-n",
+                &sn,
+                "addr",
+                "add",
+                &format!("{VIP6_DR}/128"),
+                "dev",
+                "lo",
+            ])?;
             // DR and TUN: the VIPs on lo, never answered in ARP.
             for vip in [VIP_DR, VIP_TUN] {
                 ip(&["-n", &sn, "addr", "add", &format!("{vip}/32"), "dev", "lo"])?;
@@ -328,7 +411,7 @@ impl Topology {
                             "http.server",
                             port,
                             "--bind",
-                            "0.0.0.0",
+                            "::", // IPv4 and IPv6 (dual stack)
                             "--directory",
                             &www,
                         ];

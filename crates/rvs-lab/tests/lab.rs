@@ -1,10 +1,12 @@
 //! End-to-end through rvsd in network namespaces the test creates itself:
 //! real HTTP and UDP from a client through NAT (port mapping), DR and TUN
-//! (ipip, gue, gre) to three real servers. Skipped, with the reason, when
+//! (ipip, gue, gre) to three real servers, and IPv6 NAT and DR. Skipped, with the reason, when
 //! not root. Nothing is attached to the root namespace's interfaces, and no
 //! namespace is left behind.
 
-use rvs_lab::{Topology, VIP_DR, VIP_NAT, VIP_TUN, distribution, rip, unavailable};
+use rvs_lab::{
+    Topology, VIP_DR, VIP_NAT, VIP_TUN, VIP6_DR, VIP6_NAT, distribution, rip, rip6, unavailable,
+};
 use std::process::Command;
 
 fn root_ns_xdp() -> String {
@@ -60,6 +62,12 @@ fn nat_dr_tun_real_traffic() {
             ][k - 1];
             cmds.push(format!("-a -t {VIP_TUN}:80 -r {} -i {tun}", rip(k)));
         }
+        cmds.push(format!("-A -t [{VIP6_NAT}]:80 -s rr"));
+        cmds.push(format!("-A -t [{VIP6_DR}]:80 -s rr"));
+        for k in 1..=3 {
+            cmds.push(format!("-a -t [{VIP6_NAT}]:80 -r [{}]:8080 -m", rip6(k)));
+            cmds.push(format!("-a -t [{VIP6_DR}]:80 -r [{}]:80 -g", rip6(k)));
+        }
         let lines: Vec<&str> = cmds.iter().map(String::as_str).collect();
         t.ipvsadm(&lines).unwrap();
 
@@ -95,6 +103,19 @@ fn nat_dr_tun_real_traffic() {
             .unwrap();
         let d = distribution(&t.http(&format!("http://{VIP_TUN}/"), 12));
         assert_eq!(d.len(), 1, "persistence broken: {d:?}");
+        // IPv6 VIPs, NAT (with port mapping) and DR.
+        let d = distribution(&t.http(&format!("http://[{VIP6_NAT}]/"), 9));
+        assert_eq!(
+            (d.get("rs1"), d.get("rs2"), d.get("rs3")),
+            (Some(&3), Some(&3), Some(&3)),
+            "{d:?}"
+        );
+        let d = distribution(&t.http(&format!("http://[{VIP6_DR}]/"), 9));
+        assert_eq!(
+            (d.get("rs1"), d.get("rs2"), d.get("rs3")),
+            (Some(&3), Some(&3), Some(&3)),
+            "{d:?}"
+        );
         // UDP through NAT, answers come back from the VIP.
         let answers: Vec<String> = (0..3).filter_map(|_| t.udp(VIP_NAT, 53)).collect();
         let mut sorted = answers.clone();
