@@ -11,6 +11,8 @@
 //! - [`server`]: the control socket rvsadm talks to ([`proto`]);
 //! - [`metrics`]: Prometheus text on an opt-in address.
 
+#![deny(missing_docs)]
+
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -78,20 +78,15 @@ fn svc_labels(k: &rvs_ipvsadm::ServiceKey) -> SvcLabels {
 
 /// The metrics text (OpenMetrics) for the current state.
 pub fn render(control: &Mutex<Control>) -> String {
-    let (snap, stats, queues) = {
+    let (snap, stats) = {
         let Ok(c) = control.lock() else {
             return String::new();
         };
-        let Some(w) = c.workers().first() else {
-            return String::new();
-        };
-        let queues: Vec<_> = c
-            .workers()
-            .iter()
-            .filter_map(|w| w.queue_stats().ok())
-            .flatten()
-            .collect();
-        (w.snapshot().ok(), w.stats().ok(), queues)
+
+        (
+            crate::worker::snapshot_all(c.workers()).ok(),
+            crate::worker::daemon_stats(c.workers()).ok(),
+        )
     };
     let mut reg = Registry::with_prefix("rvs");
     macro_rules! fam {
@@ -286,14 +281,12 @@ pub fn render(control: &Mutex<Control>) -> String {
     if let Some(g) = &stats {
         for (r, n) in &g.drops {
             drops
-                .get_or_create(&DropLabels {
-                    reason: r.label().to_string(),
-                })
+                .get_or_create(&DropLabels { reason: r.clone() })
                 .inc_by(*n);
         }
         conns.set(g.conns as i64);
     }
-    for q in &queues {
+    for q in stats.iter().flat_map(|g| &g.queues) {
         let l = QueueLabels {
             interface: q.iface.clone(),
             queue: q.queue.to_string(),

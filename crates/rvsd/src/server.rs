@@ -173,15 +173,11 @@ fn answer(
                 exit_code: e.exit_code,
             },
         },
-        Request::Snapshot => match c.workers().first().map(|w| w.snapshot()) {
-            Some(Ok(s)) => Response::Snapshot(Box::new(s)),
-            Some(Err(e)) => Response::Error {
+        Request::Snapshot => match crate::worker::snapshot_all(c.workers()) {
+            Ok(s) => Response::Snapshot(Box::new(s)),
+            Err(e) => Response::Error {
                 message: e.message,
                 exit_code: e.exit_code,
-            },
-            None => Response::Error {
-                message: "no worker".into(),
-                exit_code: 255,
             },
         },
         Request::Stats => match crate::worker::daemon_stats(c.workers()) {

@@ -323,3 +323,56 @@ pub fn daemon_stats(workers: &[Worker]) -> Result<crate::proto::DaemonStats, OpE
     }
     Ok(out)
 }
+
+/// The table as ipvsadm shows it, over all `workers`: every worker holds the
+/// same services and real servers (each change reaches all of them in one
+/// message), so their counters, rates and connection counts are summed
+/// (one worker per receive queue, as Katran's per-CPU tables are summed)
+/// and their connections listed together.
+pub fn snapshot_all(workers: &[Worker]) -> Result<rvs_ipvsadm::Snapshot, OpError> {
+    let mut it = workers.iter();
+    let Some(first) = it.next() else {
+        return Err(worker_gone());
+    };
+    let mut all = first.snapshot()?;
+    for w in it {
+        let s = w.snapshot()?;
+        for se in s.services {
+            let Some(mine) = all
+                .services
+                .iter_mut()
+                .find(|m| m.service.key == se.service.key)
+            else {
+                continue;
+            };
+            add_stats(&mut mine.stats, &se.stats);
+            for de in se.dests {
+                if let Some(d) = mine
+                    .dests
+                    .iter_mut()
+                    .find(|d| d.dest.addr == de.dest.addr && d.dest.port == de.dest.port)
+                {
+                    d.activeconns = d.activeconns.saturating_add(de.activeconns);
+                    d.inactconns = d.inactconns.saturating_add(de.inactconns);
+                    d.persistconns = d.persistconns.saturating_add(de.persistconns);
+                    add_stats(&mut d.stats, &de.stats);
+                }
+            }
+        }
+        all.conns.extend(s.conns);
+    }
+    Ok(all)
+}
+
+fn add_stats(a: &mut rvs_ipvsadm::Stats, b: &rvs_ipvsadm::Stats) {
+    a.conns = a.conns.saturating_add(b.conns);
+    a.inpkts = a.inpkts.saturating_add(b.inpkts);
+    a.outpkts = a.outpkts.saturating_add(b.outpkts);
+    a.inbytes = a.inbytes.saturating_add(b.inbytes);
+    a.outbytes = a.outbytes.saturating_add(b.outbytes);
+    a.cps = a.cps.saturating_add(b.cps);
+    a.inpps = a.inpps.saturating_add(b.inpps);
+    a.outpps = a.outpps.saturating_add(b.outpps);
+    a.inbps = a.inbps.saturating_add(b.inbps);
+    a.outbps = a.outbps.saturating_add(b.outbps);
+}

@@ -93,3 +93,51 @@ fn reload_keeps_established_connections() {
     assert_eq!(snap.conns.len(), 1, "zeroing keeps connections");
     c.stop();
 }
+
+#[test]
+fn two_workers_get_every_change_and_their_figures_add_up() {
+    let (m1, f1) = feed_port();
+    let (m2, f2) = feed_port();
+    let start = std::time::Instant::now();
+    let w1 = Worker::spawn(DirectorConfig::default(), m1, start).unwrap();
+    let w2 = Worker::spawn(DirectorConfig::default(), m2, start).unwrap();
+    let mut c = Control::new(DirectorConfig::default(), vec![w1, w2]);
+    c.apply(
+        parse(
+            "a",
+            "[[service]]\ntcp = \"192.0.2.10:80\"\n[[service.real]]\nserver = \"10.20.0.11:80\"\nmethod = \"masq\"\n",
+        )
+        .unwrap()
+        .ops,
+    )
+    .unwrap();
+    // One SYN through each worker, from two client ports.
+    for (f, sport) in [(&f1, 40001), (&f2, 40002)] {
+        let syn = tcp(MAC_C, MAC_D, cip4(), sport, vip4(), 80, flags::SYN, b"");
+        let (v, _) = f.send(&syn).unwrap();
+        assert!(
+            matches!(v, Verdict::Forward(f) if f.next_hop == rip4(1)),
+            "{v:?}"
+        );
+    }
+    let s = rvsd::worker::snapshot_all(c.workers()).unwrap();
+    assert_eq!(s.conns.len(), 2);
+    let d = &s.services[0].dests[0];
+    // Two connections, two 40-byte packets (IPv4 20 + TCP 20), both in
+    // SYN_RECV, which counts as active since "ipvs: count pre-established
+    // TCP states as active" (tcp_state_active() in ip_vs_proto_tcp.c).
+    assert_eq!(
+        (
+            d.stats.conns,
+            d.stats.inpkts,
+            d.stats.inbytes,
+            d.activeconns,
+            d.inactconns
+        ),
+        (2, 2, 80, 2, 0)
+    );
+    assert_eq!(s.services[0].stats.conns, 2);
+    let g = rvsd::worker::daemon_stats(c.workers()).unwrap();
+    assert_eq!((g.totals.conns, g.conns), (2, 2));
+    c.stop();
+}
