@@ -24,7 +24,14 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
         std::fs::create_dir_all(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a socket",
+            ));
+        }
         // A stale socket from a crashed rvsd: refuse if something answers.
         if UnixStream::connect(path).is_ok() {
             return Err(std::io::Error::new(

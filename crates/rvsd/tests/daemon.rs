@@ -219,3 +219,46 @@ fn malformed_requests_change_nothing() {
     assert!(child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn json_logs_and_a_socket_path_that_is_not_a_socket() {
+    let dir = std::env::temp_dir().join(format!("rvsd-json-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A regular file where the socket should go is left alone.
+    let file = dir.join("not-a-socket");
+    std::fs::write(&file, "keep me").unwrap();
+    let out = rvsd().arg("--socket").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("exists and is not a socket"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    // --log-format json: one JSON object per line.
+    let sock = dir.join("rvsd.sock");
+    let child = rvsd()
+        .env("RVS_LOG", "info")
+        .args(["--log-format", "json", "--socket"])
+        .arg(&sock)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&sock);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.lines().count() >= 2, "{text}");
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            v.get("level").is_some() && v.get("fields").is_some(),
+            "{line}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
