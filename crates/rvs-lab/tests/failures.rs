@@ -1,0 +1,164 @@
+//! In the lab, through rvsd: a quiescent real server (weight 0) keeps its
+//! open TCP stream and gets no new connections; a removed one keeps its
+//! stream too (expire_nodest_conn off, IPVS's default); malformed traffic
+//! (bad checksums, bogus TCP flags, fragments, from hping3) is dropped and
+//! counted while the director keeps serving. Skipped, with the reason, when
+//! not root.
+
+use rvs_lab::{Topology, VIP_NAT, rip, unavailable};
+use std::time::{Duration, Instant};
+
+fn wait_line(t: &Topology, file: &str, want: &str) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        if std::fs::read_to_string(t.lab.dir.join(file))
+            .unwrap_or_default()
+            .contains(want)
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn stats(t: &Topology) -> rvsd::proto::DaemonStats {
+    match rvsd::server::request(&t.socket, &rvsd::proto::Request::Stats).unwrap() {
+        rvsd::proto::Response::Stats(s) => *s,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn quiescent_and_removed_servers_keep_streams_and_bad_traffic_is_counted() {
+    if let Some(why) = unavailable() {
+        eprintln!(
+            "SKIPPED quiescent_and_removed_servers_keep_streams_and_bad_traffic_is_counted: {why}"
+        );
+        return;
+    }
+    if std::process::Command::new("hping3")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: hping3 is not installed (scripts/test installs it)");
+        return;
+    }
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rvs-lab"));
+    let mut t = Topology::build(&exe, 2).unwrap();
+    for s in ["s1", "s2"] {
+        t.lab
+            .spawn(
+                s,
+                &["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"],
+                None,
+            )
+            .unwrap();
+    }
+    t.ipvsadm(&[
+        &format!("-A -t {VIP_NAT}:7000 -s rr"),
+        &format!("-a -t {VIP_NAT}:7000 -r {}:7000 -m", rip(1)),
+        &format!("-a -t {VIP_NAT}:7000 -r {}:7000 -m", rip(2)),
+        &format!("-A -t {VIP_NAT}:80 -s rr"),
+        &format!("-a -t {VIP_NAT}:80 -r {}:8080 -m", rip(1)),
+    ])
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // A long-lived stream: one line, then wait for go1, a line, go2, a line.
+    let go1 = t.lab.dir.join("go1");
+    let go2 = t.lab.dir.join("go2");
+    let script = format!(
+        "import socket,os,time\n\
+         s=socket.create_connection(('{VIP_NAT}',7000),timeout=5)\n\
+         def line(x):\n    s.sendall(x+b'\\n'); r=b''\n    while not r.endswith(b'\\n'): r+=s.recv(100)\n    print('ok',r.decode().strip(),flush=True)\n\
+         line(b'a')\n\
+         for f in ['{g1}','{g2}']:\n    t0=time.time()\n    while not os.path.exists(f) and time.time()-t0<20: time.sleep(0.05)\n    line(os.path.basename(f).encode())\n",
+        g1 = go1.display(),
+        g2 = go2.display()
+    );
+    t.lab
+        .spawn("c", &["python3", "-c", &script], Some("stream.log"))
+        .unwrap();
+    assert!(wait_line(&t, "stream.log", "ok a"), "no echo on the stream");
+    // Which real server holds it?
+    let conns = t.list("-L -n -c").unwrap();
+    let line = conns
+        .lines()
+        .find(|l| l.contains(":7000") && l.contains("ESTABLISHED"))
+        .unwrap_or_else(|| panic!("{conns}"));
+    let (holder, other) = if line.contains(&rip(1)) {
+        (rip(1), rip(2))
+    } else {
+        (rip(2), rip(1))
+    };
+    // Quiesce it: the stream goes on, new connections go to the other server.
+    t.ipvsadm(&[&format!("-e -t {VIP_NAT}:7000 -r {holder}:7000 -m -w 0")])
+        .unwrap();
+    std::fs::write(&go1, "").unwrap();
+    assert!(
+        wait_line(&t, "stream.log", "ok go1"),
+        "the quiescent server's stream stopped"
+    );
+    let one_shot = format!(
+        "import socket\nfor i in range(4):\n    s=socket.create_connection(('{VIP_NAT}',7000),timeout=5); s.sendall(b'x\\n'); s.recv(10); s.close()\n"
+    );
+    t.lab.exec("c", &["python3", "-c", &one_shot]).unwrap();
+    let conns = t.list("-L -n -c").unwrap();
+    let new_on_holder = conns
+        .lines()
+        .filter(|l| l.contains(":7000") && l.contains(&holder) && !l.contains("ESTABLISHED"))
+        .count();
+    let new_on_other = conns
+        .lines()
+        .filter(|l| l.contains(":7000") && l.contains(&other))
+        .count();
+    assert_eq!(
+        new_on_holder, 0,
+        "a quiescent server got new connections:\n{conns}"
+    );
+    assert!(new_on_other >= 4, "{conns}");
+    // Remove it (expire_nodest_conn off): its stream still flows.
+    t.ipvsadm(&[&format!("-d -t {VIP_NAT}:7000 -r {holder}:7000")])
+        .unwrap();
+    std::fs::write(&go2, "").unwrap();
+    assert!(
+        wait_line(&t, "stream.log", "ok go2"),
+        "a removed server's stream stopped with expire_nodest_conn off"
+    );
+
+    // Malformed traffic toward the VIP, from hping3.
+    let before = stats(&t);
+    let hp = |args: &[&str]| {
+        let mut a = vec!["timeout", "10", "hping3", "-q", "-i", "u20000"];
+        a.extend_from_slice(args);
+        a.push(VIP_NAT);
+        let _ = t.lab.exec("c", &a);
+    };
+    hp(&["-c", "5", "-S", "-p", "80", "--badcksum"]);
+    hp(&["-c", "5", "-S", "-F", "-p", "80"]);
+    hp(&["-c", "3", "-S", "-p", "80", "-f", "-d", "200"]);
+    let after = stats(&t);
+    let drop = |s: &rvsd::proto::DaemonStats, r: &str| {
+        s.drops
+            .iter()
+            .find(|(k, _)| k == r)
+            .map(|x| x.1)
+            .unwrap_or(0)
+    };
+    assert!(
+        drop(&after, "bad_checksum") >= drop(&before, "bad_checksum") + 5,
+        "{after:?}"
+    );
+    assert!(
+        drop(&after, "bad_tcp_flags") >= drop(&before, "bad_tcp_flags") + 5,
+        "{after:?}"
+    );
+    assert!(
+        drop(&after, "fragment") >= drop(&before, "fragment") + 3,
+        "{after:?}"
+    );
+    // And the director keeps serving.
+    let answers = t.http(&format!("http://{VIP_NAT}/"), 3);
+    assert_eq!(answers, ["rs1", "rs1", "rs1"]);
+}
