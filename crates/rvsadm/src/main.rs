@@ -1,6 +1,7 @@
 //! `rvsadm` (or `ipvsadm` through a symlink): ipvsadm's command line and
 //! output, talking to rvsd over its control socket (`--socket PATH`, or
-//! `RVS_SOCKET`, or /run/rvs/rvsd.sock).
+//! `RVS_SOCKET`, or /run/rvs/rvsd.sock). `rvsadm --reload` asks rvsd to
+//! re-read its configuration file (as SIGHUP does).
 
 use rvs_ipvsadm::{Command, Invocation, Names, Parsed, Resolve};
 use rvsd::proto::{Request, Response};
@@ -96,7 +97,14 @@ fn main() {
             i += 1;
         }
     }
+    if argv.is_empty() {
+        argv.push("rvsadm".into());
+    }
     let socket = rvsd::server::socket_path(socket_flag.as_deref());
+    // rvsadm's other own option: --reload (rvsd re-reads its file, as on SIGHUP).
+    if argv.len() == 2 && argv.get(1).is_some_and(|a| a == "--reload") {
+        std::process::exit(reload(&socket));
+    }
     let sys = System::load();
     let code = match rvs_ipvsadm::parse(&argv, &sys) {
         Err(e) => {
@@ -110,6 +118,27 @@ fn main() {
         Ok(Parsed::Run(inv)) => run(&argv[0], inv, &socket, &sys),
     };
     std::process::exit(code);
+}
+
+fn reload(socket: &Path) -> i32 {
+    match rvsd::server::request(socket, &Request::Reload) {
+        Ok(Response::Done) => 0,
+        Ok(Response::Error { message, exit_code }) => {
+            eprintln!("{message}");
+            exit_code
+        }
+        Ok(_) => {
+            eprintln!("unexpected answer from rvsd");
+            255
+        }
+        Err(e) => {
+            eprintln!(
+                "Can't initialize ipvs: {e}\nAre you sure that rvsd is running (control socket {})?",
+                socket.display()
+            );
+            2
+        }
+    }
 }
 
 fn run(program: &str, inv: Invocation, socket: &Path, sys: &System) -> i32 {

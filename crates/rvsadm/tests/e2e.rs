@@ -198,6 +198,11 @@ fn zero_timeouts_and_version() {
     let (_, err, code) = d.run("-Z -t 192.0.2.77:80");
     assert_eq!((err.as_str(), code), ("No such service\n", 255));
     assert!(d.ok("-v").starts_with("ipvsadm v1.31"));
+    // --reload reaches rvsd; this one runs without a file and says so.
+    assert_eq!(
+        d.run("--reload"),
+        (String::new(), "no configuration file\n".into(), 1)
+    );
     let stats = d.ok("-L -n --stats");
     assert!(stats.contains("Conns   InPkts  OutPkts  InBytes OutBytes"));
 }
