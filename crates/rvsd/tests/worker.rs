@@ -141,3 +141,51 @@ fn two_workers_get_every_change_and_their_figures_add_up() {
     assert_eq!((g.totals.conns, g.conns), (2, 2));
     c.stop();
 }
+
+#[test]
+fn no_frame_sees_half_a_change() {
+    use rvsd::convert::Op;
+    let (make, feeder) = feed_port();
+    let w = Worker::spawn(DirectorConfig::default(), make, std::time::Instant::now()).unwrap();
+    let mut c = Control::new(DirectorConfig::default(), vec![w]);
+    let cfg = parse(
+        "a",
+        "[[service]]\ntcp = \"192.0.2.10:80\"\n[[service.real]]\nserver = \"10.20.0.11:80\"\nmethod = \"masq\"\n",
+    )
+    .unwrap();
+    c.apply(cfg.ops.clone()).unwrap();
+    let (Op::AddService(svc), Op::AddDest(_, one)) = (&cfg.ops[0], &cfg.ops[1]) else {
+        panic!("{:?}", cfg.ops)
+    };
+    let key = svc.key;
+    let mut two = one.clone();
+    two.addr = rip4(2);
+    // Swap the only real server back and forth, each swap one request
+    // (delete then add): between the two operations the service has no
+    // real server, so a frame handled there would not be forwarded.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let t = std::thread::spawn(move || {
+        let mut n = 0u32;
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            let sport = 1024 + (n % 60000) as u16;
+            let syn = tcp(MAC_C, MAC_D, cip4(), sport, vip4(), 80, flags::SYN, b"");
+            let (v, _) = feeder.send(&syn).unwrap();
+            assert!(matches!(v, Verdict::Forward(_)), "frame {n}: {v:?}");
+            n += 1;
+        }
+        n
+    });
+    for i in 0..50 {
+        let (from, to) = if i % 2 == 0 { (one, &two) } else { (&two, one) };
+        c.apply(vec![
+            Op::DelDest(key, from.addr, from.port),
+            Op::AddDest(key, to.clone()),
+        ])
+        .unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let frames = t.join().unwrap();
+    assert!(frames > 0);
+    c.stop();
+}
