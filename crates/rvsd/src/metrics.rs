@@ -13,7 +13,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -301,33 +300,91 @@ pub fn render(control: &Mutex<Control>) -> String {
     out
 }
 
-/// Serves `GET /metrics` until `stop` is set.
+/// Serves `GET /metrics` until `stop` is set (checked every 50 ms): a
+/// plain HTTP/1.1 handler on a tokio runtime of its own (current thread,
+/// one task per connection, the snapshot taken on the blocking pool; a
+/// client gets 5 s to send its request head).
 pub fn serve(listener: TcpListener, control: Arc<Mutex<Control>>, stop: Arc<AtomicBool>) {
-    let _ = listener.set_nonblocking(true);
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((mut s, _)) => {
-                let _ = s.set_nonblocking(false);
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = [0u8; 2048];
-                let n = s.read(&mut buf).unwrap_or(0);
-                let req = String::from_utf8_lossy(&buf[..n]);
-                let (status, body, ctype) = if req.starts_with("GET /metrics") {
-                    (
-                        "200 OK",
-                        render(&control),
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )
-                } else {
-                    ("404 Not Found", "not found\n".to_string(), "text/plain")
-                };
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: no runtime");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(listener))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "metrics: cannot register the listener");
+                return;
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        while !stop.load(Ordering::Relaxed) {
+            tokio::select! {
+                r = listener.accept() => {
+                    if let Ok((s, _)) = r {
+                        let control = control.clone();
+                        tokio::spawn(async move {
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(5),
+                                answer(s, control),
+                            )
+                            .await;
+                        });
+                    }
+                }
+                _ = tick.tick() => {}
+            }
+        }
+    });
+}
+
+async fn answer(mut s: tokio::net::TcpStream, control: Arc<Mutex<Control>>) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 8192];
+    let mut n = 0;
+    // Read the request head (or as much of it as fits).
+    while n < buf.len() {
+        let Some(free) = buf.get_mut(n..) else { break };
+        let k = s.read(free).await?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+        if buf
+            .get(..n)
+            .is_some_and(|h| h.windows(4).any(|w| w == b"\r\n\r\n"))
+        {
+            break;
         }
     }
+    let head = buf.get(..n).unwrap_or_default();
+    let (status, body, ctype) =
+        if head.starts_with(b"GET /metrics ") || head.starts_with(b"GET /metrics?") {
+            let body = tokio::task::spawn_blocking(move || render(&control))
+                .await
+                .unwrap_or_default();
+            (
+                "200 OK",
+                body,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+        } else {
+            ("404 Not Found", "not found\n".to_string(), "text/plain")
+        };
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(resp.as_bytes()).await?;
+    s.shutdown().await
 }

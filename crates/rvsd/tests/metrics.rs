@@ -91,3 +91,30 @@ fn served_over_http_on_loopback() {
     stop.store(true, Ordering::Relaxed);
     t.join().unwrap();
 }
+
+#[test]
+fn a_silent_client_does_not_block_others_and_other_paths_are_404() {
+    let c = control();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let t = std::thread::spawn(move || rvsd::metrics::serve(l, c, s));
+    let get = |path: &str| {
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .unwrap();
+        conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut resp = String::new();
+        let _ = conn.read_to_string(&mut resp);
+        resp
+    };
+    let _silent = std::net::TcpStream::connect(addr).unwrap();
+    let t0 = std::time::Instant::now();
+    assert!(get("/metrics").starts_with("HTTP/1.1 200 OK"));
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+    assert!(get("/").starts_with("HTTP/1.1 404 Not Found"));
+    stop.store(true, Ordering::Relaxed);
+    t.join().unwrap();
+}
