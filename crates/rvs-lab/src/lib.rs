@@ -75,8 +75,11 @@ impl Lab {
     /// A new lab; first removes namespaces of earlier runs whose process is gone.
     pub fn new() -> Result<Self, String> {
         sweep_stale();
-        let prefix = format!("rvslab-{}-", std::process::id());
-        let dir = std::env::temp_dir().join(format!("rvslab-{}", std::process::id()));
+        // Unique per lab, also when tests of one process build several at once.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("rvslab-{}-{n}-", std::process::id());
+        let dir = std::env::temp_dir().join(format!("rvslab-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         Ok(Self {
             prefix,
@@ -251,6 +254,17 @@ impl Topology {
 
     /// [`Self::build`] with a choice of HTTP server.
     pub fn build_with(exe: &std::path::Path, servers: usize, http: Http) -> Result<Self, String> {
+        Self::build_full(exe, servers, http, "")
+    }
+
+    /// [`Self::build_with`], adding `director` (TOML lines of rvsd's
+    /// `[director]` section, e.g. `expire_nodest_conn = true`).
+    pub fn build_full(
+        exe: &std::path::Path,
+        servers: usize,
+        http: Http,
+        director: &str,
+    ) -> Result<Self, String> {
         let mut lab = Lab::new()?;
         lab.add_ns("c")?;
         lab.add_ns("d")?;
@@ -459,8 +473,11 @@ impl Topology {
         let sock_s = socket.display().to_string();
         let exe_s = exe.display().to_string();
         let conf = lab.dir.join("rvsd.toml");
-        std::fs::write(&conf, "[director]\ntunnel_src_v4 = \"10.10.0.1\"\n")
-            .map_err(|e| e.to_string())?;
+        std::fs::write(
+            &conf,
+            format!("[director]\ntunnel_src_v4 = \"10.10.0.1\"\n{director}\n"),
+        )
+        .map_err(|e| e.to_string())?;
         let mut args: Vec<String> = vec![
             exe_s,
             "__rvsd".into(),

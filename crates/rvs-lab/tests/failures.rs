@@ -162,3 +162,75 @@ fn quiescent_and_removed_servers_keep_streams_and_bad_traffic_is_counted() {
     let answers = t.http(&format!("http://{VIP_NAT}/"), 3);
     assert_eq!(answers, ["rs1", "rs1", "rs1"]);
 }
+
+#[test]
+fn removed_server_with_expire_nodest_conn_on_loses_its_stream() {
+    if let Some(why) = unavailable() {
+        eprintln!("SKIPPED removed_server_with_expire_nodest_conn_on_loses_its_stream: {why}");
+        return;
+    }
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rvs-lab"));
+    let mut t =
+        Topology::build_full(&exe, 2, rvs_lab::Http::Python, "expire_nodest_conn = true").unwrap();
+    for s in ["s1", "s2"] {
+        t.lab
+            .spawn(
+                s,
+                &["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"],
+                None,
+            )
+            .unwrap();
+    }
+    t.ipvsadm(&[
+        &format!("-A -t {VIP_NAT}:7000 -s rr"),
+        &format!("-a -t {VIP_NAT}:7000 -r {}:7000 -m", rip(1)),
+        &format!("-a -t {VIP_NAT}:7000 -r {}:7000 -m", rip(2)),
+    ])
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let go = t.lab.dir.join("go");
+    let script = format!(
+        "import socket,os,time\n\
+         s=socket.create_connection(('{VIP_NAT}',7000),timeout=3)\n\
+         def line(x):\n    s.sendall(x+b'\\n'); r=b''\n    while not r.endswith(b'\\n'): r+=s.recv(100)\n    print('ok',r.decode().strip(),flush=True)\n\
+         line(b'a')\n\
+         t0=time.time()\n\
+         while not os.path.exists('{g}') and time.time()-t0<20: time.sleep(0.05)\n\
+         try:\n    line(b'b')\nexcept Exception as e:\n    print('lost',type(e).__name__,flush=True)\n",
+        g = go.display()
+    );
+    t.lab
+        .spawn("c", &["python3", "-c", &script], Some("stream.log"))
+        .unwrap();
+    assert!(wait_line(&t, "stream.log", "ok a"));
+    let conns = t.list("-L -n -c").unwrap();
+    let line = conns
+        .lines()
+        .find(|l| l.contains(":7000") && l.contains("ESTABLISHED"))
+        .unwrap_or_else(|| panic!("{conns}"));
+    let holder = if line.contains(&rip(1)) {
+        rip(1)
+    } else {
+        rip(2)
+    };
+    let before = stats(&t);
+    t.ipvsadm(&[&format!("-d -t {VIP_NAT}:7000 -r {holder}:7000")])
+        .unwrap();
+    std::fs::write(&go, "").unwrap();
+    // IPVS with expire_nodest_conn: the next packet is dropped and the entry
+    // expired; the client's stream is gone.
+    assert!(
+        wait_line(&t, "stream.log", "lost"),
+        "the stream survived: {}",
+        std::fs::read_to_string(t.lab.dir.join("stream.log")).unwrap_or_default()
+    );
+    let after = stats(&t);
+    let drop = |s: &rvsd::proto::DaemonStats| {
+        s.drops
+            .iter()
+            .find(|(k, _)| k == "nodest_conn")
+            .map(|x| x.1)
+            .unwrap_or(0)
+    };
+    assert!(drop(&after) > drop(&before), "{after:?}");
+}
