@@ -1,0 +1,228 @@
+//! What a health check is, as keepalived.conf describes it: plain data,
+//! produced by the configuration parser and consumed by the checkers.
+//!
+//! Defaults are keepalived 2.x's (`keepalived.conf(5)`,
+//! `keepalived/check/check_*.c`); values a checker inherits from its real
+//! server or virtual server (connect_timeout, retry, delay_before_retry,
+//! warmup, delay_loop, alpha) are resolved by the parser, so a spec is
+//! complete on its own.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// One checker of one real server.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CheckSpec {
+    /// The probe.
+    pub kind: CheckKind,
+    /// Where and how often.
+    pub common: Common,
+}
+
+/// Settings every checker has.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Common {
+    /// `connect_ip`: probe this address instead of the real server's.
+    pub connect_ip: Option<IpAddr>,
+    /// `connect_port`: probe this port instead of the real server's.
+    pub connect_port: Option<u16>,
+    /// `bindto`: source address of the probe.
+    pub bindto: Option<IpAddr>,
+    /// `bind_port`: source port of the probe.
+    pub bind_port: Option<u16>,
+    /// `bind_if`: interface to bind the probe to (IPv6 link-local).
+    pub bind_if: Option<String>,
+    /// `fwmark`: SO_MARK on the probe socket.
+    pub fwmark: Option<u32>,
+    /// `connect_timeout` (default 5 s; MISC_CHECK uses `misc_timeout`).
+    pub connect_timeout: Duration,
+    /// `retry`: failed probes retried this many times before the check
+    /// counts as failed (default 1; `nb_get_retry` is the old name).
+    pub retry: u32,
+    /// `delay_before_retry` (default 1 s; 3 s for HTTP_GET and SSL_GET).
+    pub delay_before_retry: Duration,
+    /// `warmup`: a random delay up to this before the first probe (and
+    /// after each state change), so many checks do not fire together.
+    pub warmup: Option<Duration>,
+    /// `delay_loop`: interval between probes (default 60 s).
+    pub delay_loop: Duration,
+    /// `alpha`: the server starts as down (and needs a success to come up)
+    /// instead of up.
+    pub alpha: bool,
+    /// `log_all_failures`.
+    pub log_all_failures: bool,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Self {
+            connect_ip: None,
+            connect_port: None,
+            bindto: None,
+            bind_port: None,
+            bind_if: None,
+            fwmark: None,
+            connect_timeout: Duration::from_secs(5),
+            retry: 1,
+            delay_before_retry: Duration::from_secs(1),
+            warmup: None,
+            delay_loop: Duration::from_secs(60),
+            alpha: false,
+            log_all_failures: false,
+        }
+    }
+}
+
+/// The probe.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CheckKind {
+    /// `TCP_CHECK`: a TCP connection opens.
+    Tcp,
+    /// `HTTP_GET` or `SSL_GET`.
+    Http(HttpCheck),
+    /// `UDP_CHECK`.
+    Udp(UdpCheck),
+    /// `DNS_CHECK`.
+    Dns(DnsCheck),
+    /// `SMTP_CHECK`: the server greets with 2xx and answers HELO with 2xx.
+    Smtp(SmtpCheck),
+    /// `PING_CHECK`: an ICMP (or ICMPv6) echo is answered.
+    Ping,
+    /// `MISC_CHECK`: a program's exit status.
+    Misc(MiscCheck),
+}
+
+/// `HTTP_GET` / `SSL_GET`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HttpCheck {
+    /// SSL_GET: TLS (rustls) around the request.
+    pub tls: bool,
+    /// `url` blocks; every one must pass.
+    pub urls: Vec<UrlCheck>,
+    /// `virtualhost` of the checker (Host header; a url's own wins),
+    /// else the virtual server's `virtualhost`, else the address.
+    pub virtualhost: Option<String>,
+    /// `http_protocol`.
+    pub protocol: HttpProtocol,
+    /// `enable_sni` (SSL_GET): send SNI (the `sni_name`, else the virtual host).
+    pub enable_sni: bool,
+    /// `sni_name`.
+    pub sni_name: Option<String>,
+    /// `fast_recovery`: after a failure, probe again at delay_before_retry
+    /// rather than delay_loop.
+    pub fast_recovery: bool,
+}
+
+/// `http_protocol`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum HttpProtocol {
+    /// `1.0` (the default): `GET path HTTP/1.0`.
+    #[default]
+    Http10,
+    /// `1.0C`: HTTP/1.0 with `Connection: close`.
+    Http10Close,
+    /// `1.1`: HTTP/1.1 with `Connection: close`.
+    Http11,
+}
+
+/// One `url { }` block.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UrlCheck {
+    /// `path`.
+    pub path: String,
+    /// `digest`: lowercase hex MD5 of the body (keepalived's genhash).
+    pub digest: Option<String>,
+    /// `status_code`: accepted status ranges, inclusive (default 200-299).
+    pub status: Vec<(u16, u16)>,
+    /// `virtualhost` of this url.
+    pub virtualhost: Option<String>,
+    /// `regex`: the body must match (or, with `regex_no_match`, must not).
+    pub regex: Option<String>,
+    /// `regex_no_match`.
+    pub regex_no_match: bool,
+}
+
+impl UrlCheck {
+    /// keepalived's default accepted status codes.
+    pub const DEFAULT_STATUS: (u16, u16) = (200, 299);
+}
+
+/// `UDP_CHECK`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct UdpCheck {
+    /// `payload` (hex in the file), sent as one datagram (empty by default).
+    pub payload: Vec<u8>,
+    /// `require_reply`: a reply must come (optionally of a length within
+    /// the bounds, optionally equal to `payload`...). Without it, only an
+    /// ICMP port unreachable fails the check.
+    pub require_reply: Option<Vec<u8>>,
+    /// `min_reply_length`.
+    pub min_reply_length: Option<u32>,
+    /// `max_reply_length`.
+    pub max_reply_length: Option<u32>,
+}
+
+/// `DNS_CHECK`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DnsCheck {
+    /// `type` (default SOA).
+    pub qtype: DnsType,
+    /// `name` (default ".").
+    pub name: String,
+}
+
+/// DNS query types keepalived's DNS_CHECK knows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DnsType {
+    /// A.
+    A,
+    /// NS.
+    Ns,
+    /// CNAME.
+    Cname,
+    /// SOA (the default).
+    #[default]
+    Soa,
+    /// MX.
+    Mx,
+    /// TXT.
+    Txt,
+    /// AAAA.
+    Aaaa,
+}
+
+impl DnsType {
+    /// The query type's number (RFC 1035, RFC 3596).
+    pub fn code(self) -> u16 {
+        match self {
+            Self::A => 1,
+            Self::Ns => 2,
+            Self::Cname => 5,
+            Self::Soa => 6,
+            Self::Mx => 15,
+            Self::Txt => 16,
+            Self::Aaaa => 28,
+        }
+    }
+}
+
+/// `SMTP_CHECK`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SmtpCheck {
+    /// `helo_name` (default the local host name; keepalived's default is
+    /// "localhost" when it has none).
+    pub helo_name: String,
+}
+
+/// `MISC_CHECK`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MiscCheck {
+    /// `misc_path`: the command line, run by `/bin/sh -c`.
+    pub path: String,
+    /// `misc_timeout` (default: delay_loop).
+    pub timeout: Option<Duration>,
+    /// `misc_dynamic`: exit 0 up, 1 down, 2..=255 up with weight (code - 2).
+    pub dynamic: bool,
+    /// `user` to run as (name, optional group).
+    pub user: Option<(String, Option<String>)>,
+}
