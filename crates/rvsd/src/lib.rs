@@ -18,6 +18,7 @@ pub mod config;
 pub mod control;
 pub mod convert;
 pub mod dataplane;
+pub mod health;
 pub mod metrics;
 pub mod model;
 pub mod nexthop;
