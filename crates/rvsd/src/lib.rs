@@ -24,4 +24,5 @@ pub mod model;
 pub mod nexthop;
 pub mod proto;
 pub mod server;
+pub mod supervise;
 pub mod worker;
