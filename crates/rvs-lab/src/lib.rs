@@ -148,6 +148,28 @@ impl Lab {
         Ok(())
     }
 
+    /// Kills the processes inside namespace `name` whose command line
+    /// contains `pattern`; returns how many.
+    pub fn kill_matching(&self, name: &str, pattern: &str) -> usize {
+        let Ok(pids) = ip(&["netns", "pids", &self.ns(name)]) else {
+            return 0;
+        };
+        let mut n = 0;
+        for p in pids.split_whitespace() {
+            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(pattern)
+                && Command::new("kill")
+                    .args(["-9", p])
+                    .status()
+                    .is_ok_and(|s| s.success())
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Waits until `path` exists (bounded).
     pub fn wait_for(&self, path: &std::path::Path, limit: Duration) -> Result<(), String> {
         let t0 = Instant::now();
@@ -264,6 +286,29 @@ impl Topology {
         servers: usize,
         http: Http,
         director: &str,
+    ) -> Result<Self, String> {
+        let toml = format!("[director]\ntunnel_src_v4 = \"10.10.0.1\"\n{director}\n");
+        Self::build_config(exe, servers, http, ("rvsd.toml", &toml))
+    }
+
+    /// [`Self::build_with`], rvsd running a keepalived.conf (`text`) instead
+    /// of its native configuration.
+    pub fn build_keepalived(
+        exe: &std::path::Path,
+        servers: usize,
+        http: Http,
+        text: &str,
+    ) -> Result<Self, String> {
+        Self::build_config(exe, servers, http, ("keepalived.conf", text))
+    }
+
+    /// The lab with rvsd started on the configuration file `(name, text)`
+    /// (its format told by the name, as rvsd does).
+    fn build_config(
+        exe: &std::path::Path,
+        servers: usize,
+        http: Http,
+        config: (&str, &str),
     ) -> Result<Self, String> {
         let mut lab = Lab::new()?;
         lab.add_ns("c")?;
@@ -472,12 +517,8 @@ impl Topology {
         let socket = lab.dir.join("rvsd.sock");
         let sock_s = socket.display().to_string();
         let exe_s = exe.display().to_string();
-        let conf = lab.dir.join("rvsd.toml");
-        std::fs::write(
-            &conf,
-            format!("[director]\ntunnel_src_v4 = \"10.10.0.1\"\n{director}\n"),
-        )
-        .map_err(|e| e.to_string())?;
+        let conf = lab.dir.join(config.0);
+        std::fs::write(&conf, config.1).map_err(|e| e.to_string())?;
         let mut args: Vec<String> = vec![
             exe_s,
             "__rvsd".into(),
