@@ -3,10 +3,10 @@
  * rvs steering program (XDP). Frames of configured virtual services, and
  * replies from NAT real servers, go to the AF_XDP socket of their receive
  * queue, where the rvs engine handles them; everything else (ARP, ND, the
- * director's own traffic, health checks, SSH) goes to the kernel. When no
- * socket is registered for the queue, bpf_redirect_map falls back to
- * XDP_PASS, so the kernel is never left without traffic it should see, and
- * never also processes a frame that was steered.
+ * director's own traffic, health checks and their answers, SSH) goes to
+ * the kernel. When no socket is registered for the queue, bpf_redirect_map
+ * falls back to XDP_PASS, so the kernel is never left without traffic it
+ * should see, and never also processes a frame that was steered.
  *
  * Maps (keys in network byte order, addresses IPv4-mapped in 16 bytes):
  *   rvs_vips   {proto, port, addr} -> flags: destination matches a service
@@ -106,6 +106,31 @@ static __always_inline int lookup(void *map, __u8 proto, __u16 port, const __u8 
 	return bpf_map_lookup_elem(map, &k) != NULL;
 }
 
+/* Whether the kernel would deliver a packet from src to dst locally: a
+ * NAT real server's packet to the director itself (a health check's
+ * answer, any connection of the director's own) belongs to the kernel,
+ * not to the engine, which would find no connection for it and could
+ * not hand it back. The FIB answers without a map to keep in sync: a
+ * local destination is "not forwarded". A director with forwarding off
+ * gets FWD_DISABLED here and keeps steering (a NAT director forwards). */
+static __always_inline int to_host(struct xdp_md *ctx, __u16 type, const __u8 *src,
+				   const __u8 *dst)
+{
+	struct bpf_fib_lookup f;
+	__builtin_memset(&f, 0, sizeof(f));
+	f.ifindex = ctx->ingress_ifindex;
+	if (type == bpf_htons(ETH_P_IP)) {
+		f.family = 2; /* AF_INET */
+		__builtin_memcpy(&f.ipv4_src, src + 12, 4);
+		__builtin_memcpy(&f.ipv4_dst, dst + 12, 4);
+	} else {
+		f.family = 10; /* AF_INET6 */
+		__builtin_memcpy(f.ipv6_src, src, 16);
+		__builtin_memcpy(f.ipv6_dst, dst, 16);
+	}
+	return bpf_fib_lookup(ctx, &f, sizeof(f), 0) == BPF_FIB_LKUP_RET_NOT_FWDED;
+}
+
 SEC("xdp")
 int rvs_steer(struct xdp_md *ctx)
 {
@@ -169,7 +194,7 @@ int rvs_steer(struct xdp_md *ctx)
 		if (lookup(&rvs_vips, proto, dport, dst) || lookup(&rvs_vips, proto, 0, dst))
 			return steer(ctx);
 		if (lookup(&rvs_reals, proto, sport, src))
-			return steer(ctx);
+			return to_host(ctx, type, src, dst) ? pass() : steer(ctx);
 		return pass();
 	}
 	if (fragment && (lookup(&rvs_vips, proto, 0, dst) || lookup(&rvs_vips, 0, 0, dst)))
