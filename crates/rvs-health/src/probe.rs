@@ -1,0 +1,398 @@
+//! The probes: one async function per checker kind, each giving a
+//! [`ProbeResult`]. [`probe`] dispatches on the spec.
+//!
+//! Every probe is bounded in time: the network ones by `connect_timeout`
+//! (HTTP: per url, connect and whole response; SMTP: the whole dialogue),
+//! MISC_CHECK by `misc_timeout` (else `delay_loop`), after which the
+//! program's process group is killed.
+//!
+//! Source binding (`bindto`, `bind_port`, `bind_if`) and `fwmark`
+//! (SO_MARK) are applied to every probe socket.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::time::timeout;
+
+pub use crate::policy::ProbeResult;
+use crate::spec::{CheckKind, CheckSpec, Common, DnsCheck, SmtpCheck, UdpCheck};
+
+mod http;
+mod misc;
+mod ping;
+
+pub use http::body_digest;
+pub use misc::misc_exit_result;
+pub use ping::{PingSocket, ping};
+
+/// Largest HTTP response read (headers and body); a longer one fails.
+pub const MAX_HTTP_RESPONSE: usize = 16 << 20;
+
+/// Where a probe of the real server `addr` goes: `connect_ip` and
+/// `connect_port` override it.
+pub fn probe_addr(addr: SocketAddr, common: &Common) -> SocketAddr {
+    SocketAddr::new(
+        common.connect_ip.unwrap_or(addr.ip()),
+        common.connect_port.unwrap_or(addr.port()),
+    )
+}
+
+/// The longest one probe of `spec` can take (its own timeouts, plus a
+/// margin); the monitor uses it as a last-resort bound.
+pub fn max_duration(spec: &CheckSpec) -> Duration {
+    let margin = Duration::from_secs(1);
+    match &spec.kind {
+        CheckKind::Http(h) => {
+            spec.common.connect_timeout * u32::try_from(h.urls.len().max(1)).unwrap_or(u32::MAX)
+                + margin
+        }
+        CheckKind::Misc(m) => m.timeout.unwrap_or(spec.common.delay_loop) + margin,
+        _ => spec.common.connect_timeout + margin,
+    }
+}
+
+/// Run one probe of `spec` against the real server `addr`.
+pub async fn probe(addr: SocketAddr, spec: &CheckSpec) -> ProbeResult {
+    let c = &spec.common;
+    let to = probe_addr(addr, c);
+    let fut = async {
+        match &spec.kind {
+            CheckKind::Tcp => tcp_check(to, c).await,
+            CheckKind::Http(h) => http::http_check(to, c, h).await,
+            CheckKind::Udp(u) => udp_check(to, c, u).await,
+            CheckKind::Dns(d) => dns_check(to, c, d).await,
+            CheckKind::Smtp(s) => smtp_check(to, c, s).await,
+            CheckKind::Ping => ping::ping_check(to.ip(), c).await,
+            CheckKind::Misc(m) => misc::misc_check(m, c).await,
+        }
+    };
+    match timeout(max_duration(spec), fut).await {
+        Ok(r) => r,
+        Err(_) => ProbeResult::down("probe exceeded its time bound"),
+    }
+}
+
+/// The address to connect to, with the interface's scope for an IPv6
+/// link-local address when `bind_if` is given.
+fn scoped(to: SocketAddr, c: &Common) -> SocketAddr {
+    if let (SocketAddr::V6(v6), Some(ifname)) = (to, &c.bind_if)
+        && v6.scope_id() == 0
+        && (v6.ip().segments()[0] & 0xffc0) == 0xfe80
+        && let Some(idx) = if_index(ifname)
+    {
+        return SocketAddr::V6(SocketAddrV6::new(*v6.ip(), v6.port(), v6.flowinfo(), idx));
+    }
+    to
+}
+
+fn if_index(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string for the call's duration.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
+/// A socket for a probe to `to`, with the common options applied:
+/// non-blocking, SO_MARK, SO_BINDTODEVICE, bound to bindto/bind_port.
+pub(crate) fn probe_socket(
+    to: SocketAddr,
+    ty: Type,
+    proto: Option<Protocol>,
+    c: &Common,
+) -> io::Result<Socket> {
+    let domain = if to.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let s = Socket::new(domain, ty, proto)?;
+    s.set_nonblocking(true)?;
+    if let Some(mark) = c.fwmark {
+        s.set_mark(mark)?;
+    }
+    if let Some(ifname) = &c.bind_if {
+        s.bind_device(Some(ifname.as_bytes()))?;
+    }
+    if c.bindto.is_some() || c.bind_port.is_some() {
+        let ip = match c.bindto {
+            Some(ip) => ip,
+            None if to.is_ipv4() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        if ip.is_ipv4() != to.is_ipv4() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bindto {ip} is not of the family of {to}"),
+            ));
+        }
+        if c.bind_port.is_some() && ty == Type::STREAM {
+            s.set_reuse_address(true)?;
+        }
+        let mut src = SocketAddr::new(ip, c.bind_port.unwrap_or(0));
+        if let (SocketAddr::V6(v6), Some(ifname)) = (&mut src, &c.bind_if)
+            && (v6.ip().segments()[0] & 0xffc0) == 0xfe80
+            && let Some(idx) = if_index(ifname)
+        {
+            v6.set_scope_id(idx);
+        }
+        s.bind(&src.into())?;
+    }
+    Ok(s)
+}
+
+/// Open a TCP connection to `to` within `connect_timeout`.
+pub(crate) async fn tcp_connect(to: SocketAddr, c: &Common) -> Result<TcpStream, String> {
+    let to = scoped(to, c);
+    let s = probe_socket(to, Type::STREAM, Some(Protocol::TCP), c)
+        .map_err(|e| format!("socket for {to}: {e}"))?;
+    let sock = TcpSocket::from_std_stream(std::net::TcpStream::from(s));
+    match timeout(c.connect_timeout, sock.connect(to)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(format!("connect to {to}: {e}")),
+        Err(_) => Err(format!(
+            "connect to {to}: no answer within {:?}",
+            c.connect_timeout
+        )),
+    }
+}
+
+/// TCP_CHECK: a connection opens within `connect_timeout`.
+pub async fn tcp_check(to: SocketAddr, c: &Common) -> ProbeResult {
+    match tcp_connect(to, c).await {
+        Ok(_) => ProbeResult::Up,
+        Err(e) => ProbeResult::Down(e),
+    }
+}
+
+/// A connected UDP socket to `to`.
+async fn udp_connect(to: SocketAddr, c: &Common) -> Result<UdpSocket, String> {
+    let to = scoped(to, c);
+    let s = probe_socket(to, Type::DGRAM, Some(Protocol::UDP), c)
+        .map_err(|e| format!("socket for {to}: {e}"))?;
+    if c.bindto.is_none() && c.bind_port.is_none() {
+        let any: SocketAddr = if to.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        s.bind(&any.into()).map_err(|e| format!("bind: {e}"))?;
+    }
+    let u = UdpSocket::from_std(std::net::UdpSocket::from(s)).map_err(|e| e.to_string())?;
+    u.connect(to)
+        .await
+        .map_err(|e| format!("connect to {to}: {e}"))?;
+    Ok(u)
+}
+
+/// UDP_CHECK: send `payload` as one datagram.
+///
+/// Without `require_reply`, the check fails only on an ICMP unreachable
+/// (ECONNREFUSED on the connected socket) within `connect_timeout`; a
+/// reply, or silence, passes. With it, a reply must arrive within
+/// `connect_timeout`, of a length within `min_reply_length` /
+/// `max_reply_length`, and beginning with the `require_reply` bytes.
+pub async fn udp_check(to: SocketAddr, c: &Common, u: &UdpCheck) -> ProbeResult {
+    let sock = match udp_connect(to, c).await {
+        Ok(s) => s,
+        Err(e) => return ProbeResult::Down(e),
+    };
+    if let Err(e) = sock.send(&u.payload).await {
+        return ProbeResult::Down(format!("send to {to}: {e}"));
+    }
+    let mut buf = vec![0u8; 65536];
+    let got = timeout(c.connect_timeout, sock.recv(&mut buf)).await;
+    match (got, &u.require_reply) {
+        (Ok(Err(e)), _) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            ProbeResult::Down(format!("{to}: port unreachable"))
+        }
+        (Ok(Err(e)), _) => ProbeResult::Down(format!("receive from {to}: {e}")),
+        (Err(_), None) => ProbeResult::Up,
+        (Err(_), Some(_)) => {
+            ProbeResult::Down(format!("{to}: no reply within {:?}", c.connect_timeout))
+        }
+        (Ok(Ok(_)), None) => ProbeResult::Up,
+        (Ok(Ok(n)), Some(want)) => {
+            let reply = &buf[..n];
+            let len = u32::try_from(n).unwrap_or(u32::MAX);
+            if u.min_reply_length.is_some_and(|m| len < m) {
+                return ProbeResult::Down(format!(
+                    "{to}: reply of {n} bytes, shorter than required"
+                ));
+            }
+            if u.max_reply_length.is_some_and(|m| len > m) {
+                return ProbeResult::Down(format!("{to}: reply of {n} bytes, longer than allowed"));
+            }
+            if !reply.starts_with(want) {
+                return ProbeResult::Down(format!("{to}: reply does not match require_reply"));
+            }
+            ProbeResult::Up
+        }
+    }
+}
+
+/// A DNS query (RFC 1035 4.1): header with RD, one question of `qtype`
+/// for `name`, class IN.
+pub fn dns_query(id: u16, d: &DnsCheck) -> Result<Vec<u8>, String> {
+    let mut q = Vec::with_capacity(32 + d.name.len());
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&0x0100u16.to_be_bytes()); // RD
+    q.extend_from_slice(&1u16.to_be_bytes()); // QDCOUNT
+    q.extend_from_slice(&[0; 6]); // AN, NS, AR counts
+    let name = d.name.trim_end_matches('.');
+    if !name.is_empty() {
+        for label in name.split('.') {
+            let len = label.len();
+            if len == 0 || len > 63 {
+                return Err(format!("bad DNS name {:?}", d.name));
+            }
+            q.push(len as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+    }
+    q.push(0);
+    if q.len() > 12 + 255 {
+        return Err(format!("DNS name {:?} too long", d.name));
+    }
+    q.extend_from_slice(&d.qtype.code().to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes()); // IN
+    Ok(q)
+}
+
+/// What a DNS reply header says about the query `id`: `None` if it is not
+/// a reply to it, else `Ok` for RCODE NOERROR or `Err` with the rcode.
+pub fn dns_reply_status(id: u16, reply: &[u8]) -> Option<Result<(), u8>> {
+    if reply.len() < 12 || u16::from_be_bytes([reply[0], reply[1]]) != id || reply[2] & 0x80 == 0 {
+        return None;
+    }
+    let rcode = reply[3] & 0x0f;
+    Some(if rcode == 0 { Ok(()) } else { Err(rcode) })
+}
+
+fn query_id() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let n = N.fetch_add(0x9e37, Ordering::Relaxed);
+    ((t ^ n ^ (t >> 16)) & 0xffff) as u16
+}
+
+/// DNS_CHECK: a query of `qtype` for `name` over UDP; a reply with the same
+/// id and RCODE NOERROR within `connect_timeout` passes.
+pub async fn dns_check(to: SocketAddr, c: &Common, d: &DnsCheck) -> ProbeResult {
+    let id = query_id();
+    let q = match dns_query(id, d) {
+        Ok(q) => q,
+        Err(e) => return ProbeResult::Down(e),
+    };
+    let sock = match udp_connect(to, c).await {
+        Ok(s) => s,
+        Err(e) => return ProbeResult::Down(e),
+    };
+    if let Err(e) = sock.send(&q).await {
+        return ProbeResult::Down(format!("send to {to}: {e}"));
+    }
+    let deadline = tokio::time::Instant::now() + c.connect_timeout;
+    let mut buf = vec![0u8; 65536];
+    // each wrong reply costs one datagram; the deadline bounds the loop
+    loop {
+        match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+            Err(_) => {
+                return ProbeResult::Down(format!(
+                    "{to}: no DNS reply within {:?}",
+                    c.connect_timeout
+                ));
+            }
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                return ProbeResult::Down(format!("{to}: port unreachable"));
+            }
+            Ok(Err(e)) => return ProbeResult::Down(format!("receive from {to}: {e}")),
+            Ok(Ok(n)) => match dns_reply_status(id, &buf[..n]) {
+                None => continue,
+                Some(Ok(())) => return ProbeResult::Up,
+                Some(Err(rcode)) => {
+                    return ProbeResult::Down(format!("{to}: DNS RCODE {rcode}"));
+                }
+            },
+        }
+    }
+}
+
+/// Read one SMTP reply (possibly multi-line, `NNN-...` continued) and
+/// return its code.
+async fn smtp_reply<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<u16, String> {
+    loop {
+        // complete lines in buf?
+        while let Some(pos) = buf.windows(2).position(|w| w == b"\r\n") {
+            let line: Vec<u8> = buf.drain(..pos + 2).collect();
+            if line.len() < 5 || !line[..3].iter().all(u8::is_ascii_digit) {
+                return Err(format!(
+                    "bad SMTP reply {:?}",
+                    String::from_utf8_lossy(&line[..line.len() - 2])
+                ));
+            }
+            let code = u16::from(line[0] - b'0') * 100
+                + u16::from(line[1] - b'0') * 10
+                + u16::from(line[2] - b'0');
+            if line[3] == b'-' {
+                continue;
+            }
+            return Ok(code);
+        }
+        if buf.len() > 64 * 1024 {
+            return Err("SMTP reply too long".into());
+        }
+        let mut chunk = [0u8; 4096];
+        let n = r.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn smtp_dialogue<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    helo: &str,
+) -> Result<(), String> {
+    let mut buf = Vec::new();
+    let code = smtp_reply(s, &mut buf).await?;
+    if code != 220 {
+        return Err(format!("greeting {code}, not 220"));
+    }
+    s.write_all(format!("HELO {helo}\r\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let code = smtp_reply(s, &mut buf).await?;
+    if code != 250 {
+        return Err(format!("HELO answered {code}, not 250"));
+    }
+    // the check has passed; QUIT is courtesy
+    let _ = s.write_all(b"QUIT\r\n").await;
+    let _ = smtp_reply(s, &mut buf).await;
+    Ok(())
+}
+
+/// SMTP_CHECK: a 220 greeting, `HELO helo_name` answered 250, then QUIT;
+/// all within `connect_timeout`.
+pub async fn smtp_check(to: SocketAddr, c: &Common, s: &SmtpCheck) -> ProbeResult {
+    let r = timeout(c.connect_timeout, async {
+        let mut stream = tcp_connect(to, c).await?;
+        smtp_dialogue(&mut stream, &s.helo_name).await
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => ProbeResult::Up,
+        Ok(Err(e)) => ProbeResult::Down(format!("SMTP {to}: {e}")),
+        Err(_) => ProbeResult::Down(format!(
+            "SMTP {to}: no complete dialogue within {:?}",
+            c.connect_timeout
+        )),
+    }
+}
