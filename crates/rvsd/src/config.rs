@@ -476,7 +476,9 @@ fn real(
     })
 }
 
-fn ipvsadm_op(args: &[String]) -> Result<Op, String> {
+/// The engine operation an ipvsadm command line (without `ipvsadm`) stands
+/// for, or ipvsadm's message refusing it.
+pub(crate) fn ipvsadm_op(args: &[String]) -> Result<Op, String> {
     let mut argv = vec!["ipvsadm".to_string()];
     argv.extend(args.iter().cloned());
     match rvs_ipvsadm::parse(&argv, &NoResolve) {

@@ -25,32 +25,15 @@
 
 use crate::convert::Op;
 use rvs_engine::{DestConfig, ServiceConfig, ServiceKey};
-use rvs_health::spec::CheckSpec;
 use rvs_types::Addr;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-/// One check of one real server: the server's address and the checker.
-/// The same key used by several virtual servers is one check.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CheckKey {
-    /// The real server's address and port (the checker's `connect_ip` /
-    /// `connect_port` override where it probes).
-    pub addr: SocketAddr,
-    /// The checker.
-    pub spec: CheckSpec,
-}
+/// One check of one real server (its address and the checker); the same
+/// key used by several virtual servers is one check.
+pub use rvs_health::Target as CheckKey;
 
-/// A check's state.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum CheckState {
-    /// Passing.
-    Up,
-    /// Failing.
-    Down,
-    /// Passing, with the weight a `misc_dynamic` MISC_CHECK asked for.
-    UpWeight(u32),
-}
+/// A check's state: up, down, or up with a `misc_dynamic` weight.
+pub use rvs_health::State as CheckState;
 
 /// The configured table.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -312,7 +295,7 @@ pub fn checks(plan: &Plan) -> Vec<CheckKey> {
 mod tests {
     use super::*;
     use rvs_engine::Forward;
-    use rvs_health::spec::{CheckKind, Common};
+    use rvs_health::spec::{CheckKind, CheckSpec, Common};
     use rvs_types::Proto;
 
     fn svc() -> ServiceConfig {

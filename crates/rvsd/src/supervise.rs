@@ -24,6 +24,12 @@ pub trait Checks: Send + Sync {
     fn set(&self, keys: Vec<CheckKey>);
 }
 
+impl Checks for rvs_health::Monitor {
+    fn set(&self, keys: Vec<CheckKey>) {
+        rvs_health::Monitor::set(self, keys);
+    }
+}
+
 struct State {
     plan: Plan,
     health: Health,
@@ -35,7 +41,7 @@ pub struct Supervisor {
     state: Arc<Mutex<State>>,
     checks: Arc<dyn Checks>,
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// How long a notify script may run before it is killed.
@@ -74,7 +80,7 @@ impl Supervisor {
             state,
             checks,
             stop,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -115,9 +121,10 @@ impl Supervisor {
     }
 
     /// Stops following the checks; runs the `omega` notifications.
-    pub fn stop(mut self) {
+    pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = thread {
             let _ = t.join();
         }
         self.checks.set(Vec::new());
