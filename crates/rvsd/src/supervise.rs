@@ -26,7 +26,7 @@ pub trait Checks: Send + Sync {
 
 impl Checks for rvs_health::Monitor {
     fn set(&self, keys: Vec<CheckKey>) {
-        rvs_health::Monitor::set(self, keys);
+        Self::set(self, keys);
     }
 }
 
