@@ -1,6 +1,6 @@
 # Shared by scripts/test and scripts/demo.
 # Debian packages the tests, the BPF build and the lab need.
-RVS_PACKAGES="clang llvm libbpf-dev bpftool iproute2 iputils-ping ethtool nftables iptables nginx-light socat iperf3 wrk hping3 tcpdump procps valgrind"
+RVS_PACKAGES="clang llvm libbpf-dev bpftool iproute2 iputils-ping ethtool nftables iptables nginx-light socat iperf3 wrk hping3 tcpdump procps valgrind keepalived"
 
 install_packages() {
     local missing=()

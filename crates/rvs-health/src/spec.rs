@@ -37,12 +37,17 @@ pub struct Common {
     /// `connect_timeout` (default 5 s; MISC_CHECK uses `misc_timeout`).
     pub connect_timeout: Duration,
     /// `retry`: failed probes retried this many times before the check
-    /// counts as failed (default 1; `nb_get_retry` is the old name).
+    /// counts as failed (default 1; 0 for MISC_CHECK, 3 for DNS_CHECK, as
+    /// keepalived's check_misc.c / check_dns.c; `nb_get_retry` is the old
+    /// name).
     pub retry: u32,
-    /// `delay_before_retry` (default 1 s; 3 s for HTTP_GET and SSL_GET).
+    /// `delay_before_retry` (default 1 s; 3 s for HTTP_GET and SSL_GET;
+    /// delay_loop for DNS_CHECK).
     pub delay_before_retry: Duration,
     /// `warmup`: a random delay up to this before the first probe (and
     /// after each state change), so many checks do not fire together.
+    /// keepalived's default is the delay_loop (the keepalived parser sets
+    /// it so); `None` or zero: no random delay.
     pub warmup: Option<Duration>,
     /// `delay_loop`: interval between probes (default 60 s).
     pub delay_loop: Duration,
@@ -99,8 +104,9 @@ pub struct HttpCheck {
     pub tls: bool,
     /// `url` blocks; every one must pass.
     pub urls: Vec<UrlCheck>,
-    /// `virtualhost` of the checker (Host header; a url's own wins),
-    /// else the virtual server's `virtualhost`, else the address.
+    /// `virtualhost` of the checker, else of its real server, else of its
+    /// virtual server (resolved by the parser): the Host header (a url's
+    /// own wins); `None`: the address.
     pub virtualhost: Option<String>,
     /// `http_protocol`.
     pub protocol: HttpProtocol,
@@ -150,11 +156,13 @@ impl UrlCheck {
 /// `UDP_CHECK`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct UdpCheck {
-    /// `payload` (hex in the file), sent as one datagram (empty by default).
+    /// `payload` (hex in the file), sent as one datagram (empty when not
+    /// given; keepalived sends random bytes then).
     pub payload: Vec<u8>,
-    /// `require_reply`: a reply must come (optionally of a length within
-    /// the bounds, optionally equal to `payload`...). Without it, only an
-    /// ICMP port unreachable fails the check.
+    /// `require_reply [HEX]`: a reply must come, of a length within the
+    /// bounds, and starting with these bytes when given (`Some(empty)`:
+    /// any content; keepalived compares up to the shorter length). Without
+    /// it, only an ICMP port unreachable fails the check.
     pub require_reply: Option<Vec<u8>>,
     /// `min_reply_length`.
     pub min_reply_length: Option<u32>,
@@ -209,15 +217,17 @@ impl DnsType {
 /// `SMTP_CHECK`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SmtpCheck {
-    /// `helo_name` (default the local host name; keepalived's default is
-    /// "localhost" when it has none).
+    /// `helo_name` (keepalived's default is "smtpchecker.keepalived.org",
+    /// its SMTP_DEFAULT_HELO).
     pub helo_name: String,
 }
 
 /// `MISC_CHECK`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MiscCheck {
-    /// `misc_path`: the command line, run by `/bin/sh -c`.
+    /// `misc_path`: the command line. keepalived splits it on unquoted
+    /// blanks (`'…'` keeps blanks together) and runs it without a shell;
+    /// the parser keeps such quoting in this string.
     pub path: String,
     /// `misc_timeout` (default: delay_loop).
     pub timeout: Option<Duration>,
