@@ -18,10 +18,17 @@ use std::sync::{Arc, Mutex};
     about = "rvs: a Layer-4 load balancer (IPVS rebuilt)"
 )]
 pub struct Args {
-    /// Configuration file (native TOML, see docs/CONFIG.md). Without one,
-    /// rvsd starts with an empty table.
+    /// Configuration file: native TOML (docs/CONFIG.md) or a keepalived.conf
+    /// (docs/KEEPALIVED.md). Without one, rvsd starts with an empty table.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The configuration's format: `auto` reads a file named *.toml as
+    /// rvsd's own and any other as keepalived.conf.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "toml", "keepalived"])]
+    config_format: String,
+    /// Health checks in flight at most at once (keepalived configurations).
+    #[arg(long, default_value_t = 256)]
+    max_checks: usize,
     /// An interface to serve (repeatable; adds to the configuration's).
     #[arg(long = "interface")]
     interfaces: Vec<String>,
@@ -68,23 +75,66 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> i32 {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<i32> {
-    let cfg = match &args.config {
-        Some(p) => match config::load(p) {
-            Ok(c) => Some(c),
+/// What the configuration file holds.
+enum Source {
+    None,
+    Toml(config::Config),
+    Keepalived(crate::keepalived::Loaded),
+}
+
+/// Reads the configuration file, in its format; errors and warnings are
+/// printed (FILE:LINE each). `None`: the file was refused.
+fn read_config(args: &Args) -> Option<Source> {
+    let Some(p) = &args.config else {
+        return Some(Source::None);
+    };
+    if crate::keepalived::is_keepalived(p, &args.config_format) {
+        match crate::keepalived::load(p, &rvs_engine::DirectorConfig::default()) {
+            Ok(k) => {
+                for w in &k.warnings {
+                    eprintln!("{w}");
+                }
+                Some(Source::Keepalived(k))
+            }
             Err(e) => {
                 eprintln!("{e}");
-                return Ok(1);
+                None
             }
-        },
-        None => None,
+        }
+    } else {
+        match config::load(p) {
+            Ok(c) => Some(Source::Toml(c)),
+            Err(e) => {
+                eprintln!("{e}");
+                None
+            }
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<i32> {
+    let Some(source) = read_config(&args) else {
+        return Ok(1);
     };
     if args.check {
-        if let Some(c) = &cfg {
-            println!("configuration OK: {} operations", c.ops.len());
+        match &source {
+            Source::Toml(c) => println!("configuration OK: {} operations", c.ops.len()),
+            Source::Keepalived(k) => {
+                let checks = crate::health::checks(&k.plan).len();
+                println!(
+                    "configuration OK: {} virtual services, {checks} health checks, {} warnings",
+                    k.plan.services.len(),
+                    k.warnings.len()
+                );
+            }
+            Source::None => {}
         }
         return Ok(0);
     }
+    let cfg = match &source {
+        Source::Toml(c) => Some(c),
+        _ => None,
+    };
     let start = std::time::Instant::now();
     let director = cfg.as_ref().map(|c| c.director.clone()).unwrap_or_default();
     let mut interfaces = cfg
@@ -111,13 +161,42 @@ fn run(args: Args) -> anyhow::Result<i32> {
     if !interfaces.is_empty() {
         tracing::info!(?interfaces, "serving (XDP steering + AF_XDP)");
     }
-    let mut control = Control::new(director, vec![worker]);
+    let mut control = Control::new(director.clone(), vec![worker]);
     if let Some(c) = &cfg {
         control
             .apply(c.ops.clone())
             .map_err(|e| anyhow::anyhow!(e.message))?;
     }
     let control = Arc::new(Mutex::new(control));
+    let supervisor = match &source {
+        Source::Keepalived(k) => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let monitor = rvs_health::Monitor::start(
+                rvs_health::MonitorConfig {
+                    max_concurrent: args.max_checks,
+                },
+                move |e: rvs_health::Event| {
+                    tracing::info!(check = %e.target.addr, state = ?e.state, reason = %e.reason, "health check");
+                    let _ = tx.send((e.target, e.state));
+                },
+            )
+            .context("starting the health checks")?;
+            let sup = crate::supervise::Supervisor::start(
+                control.clone(),
+                k.plan.clone(),
+                Arc::new(monitor),
+                rx,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            tracing::info!(
+                services = k.plan.services.len(),
+                checks = crate::health::checks(&k.plan).len(),
+                "keepalived configuration running"
+            );
+            Some(Arc::new(sup))
+        }
+        _ => None,
+    };
     let socket = crate::server::socket_path(
         args.socket
             .as_deref()
@@ -131,10 +210,18 @@ fn run(args: Args) -> anyhow::Result<i32> {
     let running = cfg
         .as_ref()
         .map(|c| (format!("{:?}", c.director), format!("{:?}", c.daemon)));
+    let sup = supervisor.clone();
     let reload: crate::server::Reload = Arc::new(move |c: &mut Control| {
         let Some(p) = &config_path else {
             return Err("rvsd runs without a configuration file".into());
         };
+        if let Some(sup) = &sup {
+            let k = crate::keepalived::load(p, &director).map_err(|e| e.to_string())?;
+            for w in &k.warnings {
+                tracing::warn!("{w}");
+            }
+            return sup.reload(c, k.plan);
+        }
         let cfg = config::load(p).map_err(|e| e.to_string())?;
         if let Some((director, daemon)) = &running
             && (*director != format!("{:?}", cfg.director)
@@ -185,6 +272,9 @@ fn run(args: Args) -> anyhow::Result<i32> {
         let _ = t.join();
     }
     let _ = std::fs::remove_file(&socket);
+    if let Some(sup) = &supervisor {
+        sup.stop();
+    }
     if let Ok(m) = Arc::try_unwrap(control)
         && let Ok(c) = m.into_inner()
     {

@@ -2,6 +2,9 @@
 //!
 //! - [`config`]: the native TOML configuration, checked whole (FILE:LINE
 //!   errors, nothing applied from a bad file);
+//! - [`keepalived`]: a keepalived.conf as the same table plus its health
+//!   checks ([`health`]: keepalived's real-server and quorum rules;
+//!   [`supervise`]: the checks' answers into the running table);
 //! - [`model`]: the desired configuration (`Model::apply` / `Model::reload`);
 //! - [`control`]: the model and its workers; every change is validated on a
 //!   scratch director before any worker sees it (all or nothing); reloads
@@ -19,6 +22,7 @@ pub mod control;
 pub mod convert;
 pub mod dataplane;
 pub mod health;
+pub mod keepalived;
 pub mod metrics;
 pub mod model;
 pub mod nexthop;
