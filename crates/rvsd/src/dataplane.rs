@@ -13,7 +13,7 @@ use crate::nexthop::NextHops;
 use crate::worker::Port;
 use rvs_afxdp::XskPort;
 use rvs_bpf::Steering;
-use rvs_engine::{Director, Forward, RxMeta, ServiceKey, Verdict};
+use rvs_engine::{Direction, Director, Forward, RxMeta, ServiceKey, Verdict};
 use rvs_types::{Instant, Proto};
 use rvs_wire::FrameBuf;
 use std::time::Duration;
@@ -105,11 +105,12 @@ impl Port for XdpPort {
                 };
                 match d.handle_frame(now, &mut fb, &RxMeta::default()) {
                     Verdict::Forward(f) => {
-                        let slot = d.nh_slot(f.conn).unwrap_or(u32::MAX);
-                        let mut new_slot = slot;
-                        let hop = nh.resolve_slot(&mut new_slot, &f.next_hop, now);
-                        if new_slot != slot {
-                            d.set_nh_slot(f.conn, new_slot);
+                        let cached = d.nh_slot(f.conn).unwrap_or(u32::MAX);
+                        let mut slots = cached;
+                        let reply = f.dir == Direction::ToClient;
+                        let hop = nh.resolve_conn(&mut slots, reply, &f.next_hop, now);
+                        if slots != cached {
+                            d.set_nh_slot(f.conn, slots);
                         }
                         let Some(hop) = hop else {
                             // Kept until the kernel resolves the neighbour.

@@ -22,11 +22,12 @@
 //! that makes every destination look its route up again on its next frame.
 //! Lost notifications (the socket overflowed) clear everything.
 //!
-//! Connections keep the index of their destination's slot (`Conn.nh`,
-//! through `Director::nh_slot`), so the per-packet cost of a cached next hop
-//! is an index, the destination and generation compared, and the
-//! neighbour's validity read ([`NextHops::resolve_slot`]); a changed MAC or
-//! route reaches established connections on their next frame.
+//! Connections keep the indexes of their destinations' slots (`Conn.nh`,
+//! through `Director::nh_slot`: the real server's and, for NAT replies, the
+//! client's, 16 bits each), so the per-packet cost of a cached next hop is
+//! an index, the destination and generation compared, and the neighbour's
+//! validity read ([`NextHops::resolve_conn`]); a changed MAC or route
+//! reaches established connections on their next frame.
 //!
 //! The kernel does not see frames sent through AF_XDP, so it would never
 //! re-check a STALE neighbour on its own: once a second, STALE neighbours
@@ -111,8 +112,9 @@ const RETRY: Duration = Duration::from_secs(1);
 /// How often used STALE neighbours are handed to the kernel to re-confirm.
 const REFRESH: Duration = Duration::from_secs(1);
 /// Destinations cached before the cache starts over (bounds memory when
-/// NAT replies go to many client addresses).
-const MAX_SLOTS: usize = 1 << 16;
+/// NAT replies go to many client addresses); a slot index fits in half of
+/// a connection's `nh` word, with `0xffff` meaning none.
+const MAX_SLOTS: usize = 0xffff;
 /// Frames held per unresolved neighbour, and in all.
 const HOLD_PER_NEIGHBOUR: usize = 8;
 const HOLD_TOTAL: usize = 256;
@@ -221,6 +223,27 @@ impl<K: Kernel> NextHops<K> {
             });
         }
         self.resolve_slow(slot, dst, now)
+    }
+
+    /// [`Self::resolve_slot`] for a connection whose cache word is `*nh`
+    /// (`Conn.nh`; `u32::MAX` when new): its low half holds the slot of the
+    /// real-server direction, its high half that of the replies (`reply`),
+    /// so both directions of a NAT connection stay on the cheap path.
+    #[inline]
+    pub fn resolve_conn(
+        &mut self,
+        nh: &mut u32,
+        reply: bool,
+        dst: &Addr,
+        now: Instant,
+    ) -> Option<NextHop> {
+        let shift = if reply { 16 } else { 0 };
+        let half = (*nh >> shift) & 0xffff;
+        let mut slot = if half == 0xffff { NONE } else { half };
+        let hop = self.resolve_slot(&mut slot, dst, now);
+        let half = slot.min(0xffff);
+        *nh = (*nh & !(0xffff << shift)) | (half << shift);
+        hop
     }
 
     fn resolve_slow(&mut self, slot: &mut u32, dst: &Addr, now: Instant) -> Option<NextHop> {

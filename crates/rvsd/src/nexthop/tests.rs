@@ -120,6 +120,24 @@ fn a_slot_of_another_destination_is_not_used() {
 }
 
 #[test]
+fn both_directions_of_a_connection_keep_their_slots() {
+    let mut nh = lab();
+    let mut word = u32::MAX;
+    assert_eq!(nh.resolve_conn(&mut word, false, &RS, T0), hop(3, MAC1));
+    assert_eq!(word >> 16, 0xffff, "the reply half is untouched");
+    assert_eq!(nh.resolve_conn(&mut word, true, &FAR, T0), hop(3, MAC2));
+    let settled = word;
+    assert_ne!(settled & 0xffff, settled >> 16);
+    let asked = (nh.kernel.route_calls, nh.kernel.neigh_calls);
+    for _ in 0..10 {
+        assert_eq!(nh.resolve_conn(&mut word, false, &RS, T0), hop(3, MAC1));
+        assert_eq!(nh.resolve_conn(&mut word, true, &FAR, T0), hop(3, MAC2));
+        assert_eq!(word, settled, "alternating directions do not thrash");
+    }
+    assert_eq!((nh.kernel.route_calls, nh.kernel.neigh_calls), asked);
+}
+
+#[test]
 fn a_neighbour_change_reaches_cached_connections_without_a_lookup() {
     let mut nh = lab();
     let (mut a, mut b) = (u32::MAX, u32::MAX);
