@@ -194,11 +194,6 @@ impl<K: Kernel> NextHops<K> {
         }
     }
 
-    /// The kernel side.
-    pub fn kernel(&mut self) -> &mut K {
-        &mut self.kernel
-    }
-
     /// The next hop toward `dst`, from the cache or the kernel.
     pub fn resolve(&mut self, dst: &Addr, now: Instant) -> Option<NextHop> {
         let mut slot = self.by_dst.get(dst).copied().unwrap_or(NONE);

@@ -137,15 +137,17 @@ impl Netlink {
     /// Makes the kernel resolve a neighbour the way traffic would: a
     /// datagram to the discard port (the fallback when `NTF_USE` is refused).
     fn datagram(ifindex: u32, addr: &Addr) {
-        let sock = match addr.to_ip() {
-            IpAddr::V4(a) => std::net::UdpSocket::bind("0.0.0.0:0")
-                .and_then(|s| s.send_to(b"", (a, 9)).map(|_| ())),
-            IpAddr::V6(a) => std::net::UdpSocket::bind("[::]:0").and_then(|s| {
-                s.send_to(b"", std::net::SocketAddrV6::new(a, 9, 0, ifindex))
-                    .map(|_| ())
-            }),
+        let (bind, to): (&str, std::net::SocketAddr) = match addr.to_ip() {
+            IpAddr::V4(a) => ("0.0.0.0:0", (a, 9).into()),
+            // The scope matters for a link-local gateway.
+            IpAddr::V6(a) => (
+                "[::]:0",
+                std::net::SocketAddrV6::new(a, 9, 0, ifindex).into(),
+            ),
         };
-        let _ = sock;
+        if let Ok(s) = std::net::UdpSocket::bind(bind) {
+            let _ = s.send_to(b"", to);
+        }
     }
 }
 
@@ -258,10 +260,6 @@ pub(super) fn change(m: &NetlinkMessage<RouteNetlinkMessage>) -> Option<Change> 
     }
 }
 
-fn to_addr(ip: IpAddr) -> Addr {
-    Addr::from(ip)
-}
-
 /// An `RTM_GETROUTE` query for one destination (`ip route get DST`).
 fn route_query(dst: &Addr) -> RouteMessage {
     let mut q = RouteMessage::default();
@@ -326,8 +324,8 @@ fn neighbour_msg(ifindex: u32, addr: &Addr, flags: NeighbourFlags) -> NeighbourM
 /// kernel considers it usable (`NUD_VALID`) and it is an Ethernet address.
 pub(super) fn parse_neighbour(m: &NeighbourMessage) -> Option<Neighbour> {
     let addr = m.attributes.iter().find_map(|a| match a {
-        NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => Some(to_addr((*a).into())),
-        NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => Some(to_addr((*a).into())),
+        NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => Some(Addr::from(*a)),
+        NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => Some(Addr::from(*a)),
         _ => None,
     })?;
     let state = u16::from(m.header.state);
