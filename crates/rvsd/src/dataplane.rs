@@ -63,9 +63,7 @@ impl XdpPort {
             no_next_hop: vec![0; ifnames.len()],
         })
     }
-}
 
-impl XdpPort {
     /// Applies the kernel's route/neighbour changes to the next-hop cache
     /// and queues the frames that were waiting for a neighbour.
     fn next_hop_changes(&mut self, now: Instant) {
