@@ -1,8 +1,10 @@
 //! The AF_XDP dataplane of a worker: the steering program (rvs-bpf) on every
 //! served interface sends service traffic, NAT replies and related ICMP
 //! errors to one AF_XDP socket per interface (rvs-afxdp); frames go through
-//! the engine, get their MACs from the kernel's tables (`nexthop`) and leave
-//! by the egress interface's socket. Everything else stays with the kernel.
+//! the engine, get their MACs from the kernel's tables (`nexthop`: netlink,
+//! cached per connection, kept true by the kernel's change notifications)
+//! and leave by the egress interface's socket. Everything else stays with
+//! the kernel.
 //!
 //! Attaching and map updates happen in rvsd's own network namespace, on the
 //! interfaces it was told to serve; the programs come off when rvsd exits.
@@ -11,7 +13,7 @@ use crate::nexthop::NextHops;
 use crate::worker::Port;
 use rvs_afxdp::XskPort;
 use rvs_bpf::Steering;
-use rvs_engine::{Director, Forward, RxMeta, ServiceKey, Verdict};
+use rvs_engine::{Direction, Director, Forward, RxMeta, ServiceKey, Verdict};
 use rvs_types::{Instant, Proto};
 use rvs_wire::FrameBuf;
 use std::time::Duration;
@@ -54,17 +56,32 @@ impl XdpPort {
         }
         Ok(Self {
             ifaces,
-            nh: NextHops::default(),
+            nh: NextHops::open().map_err(|e| format!("netlink: {e}"))?,
             out: Vec::new(),
             handled: 0,
             passed: 0,
             no_next_hop: vec![0; ifnames.len()],
         })
     }
+
+    /// Applies the kernel's route/neighbour changes to the next-hop cache
+    /// and queues the frames that were waiting for a neighbour.
+    fn next_hop_changes(&mut self, now: Instant) {
+        let Self {
+            ifaces, nh, out, ..
+        } = self;
+        nh.poll(now, |hop, mut frame| {
+            if let Some(e) = ifaces.iter().position(|f| f.port.ifindex() == hop.ifindex) {
+                let _ = rvs_wire::set_macs(&mut frame, hop.mac, ifaces[e].port.mac());
+                out.push((e, frame));
+            }
+        });
+    }
 }
 
 impl Port for XdpPort {
     fn poll(&mut self, d: &mut Director, now: Instant, budget: Duration) -> usize {
+        self.next_hop_changes(now);
         let mut total = 0;
         for i in 0..self.ifaces.len() {
             let Self {
@@ -76,9 +93,9 @@ impl Port for XdpPort {
                 ..
             } = self;
             let mut missed = 0u64;
-            let macs: Vec<(String, [u8; 6])> = ifaces
+            let macs: Vec<(u32, [u8; 6])> = ifaces
                 .iter()
-                .map(|f| (f.port.name().to_string(), f.port.mac()))
+                .map(|f| (f.port.ifindex(), f.port.mac()))
                 .collect();
             let n = ifaces[i].port.recv(|buf, head, len| {
                 let Ok(mut fb) = FrameBuf::new(buf, head, len) else {
@@ -86,11 +103,21 @@ impl Port for XdpPort {
                 };
                 match d.handle_frame(now, &mut fb, &RxMeta::default()) {
                     Verdict::Forward(f) => {
-                        let Some(hop) = nh.resolve(&f.next_hop, now) else {
-                            missed += 1;
+                        let cached = d.nh_slot(f.conn).unwrap_or(u32::MAX);
+                        let mut slots = cached;
+                        let reply = f.dir == Direction::ToClient;
+                        let hop = nh.resolve_conn(&mut slots, reply, &f.next_hop, now);
+                        if slots != cached {
+                            d.set_nh_slot(f.conn, slots);
+                        }
+                        let Some(hop) = hop else {
+                            // Kept until the kernel resolves the neighbour.
+                            if !nh.hold(&f.next_hop, fb.data()) {
+                                missed += 1;
+                            }
                             return;
                         };
-                        let Some(egress) = macs.iter().position(|(n, _)| *n == hop.dev) else {
+                        let Some(egress) = macs.iter().position(|(n, _)| *n == hop.ifindex) else {
                             missed += 1;
                             return;
                         };
