@@ -532,9 +532,13 @@ impl Director {
         let new_conn = is_new_conn(frame, info);
         let nodest = c.flags.contains(ConnFlags::HAS_DEST) && !self.topo.dest_available(c.dest);
         if nodest && self.expire_nodest(c.svc) {
-            // IPVS: with expire_nodest_conn the packet is dropped and the entry
-            // expired; a new connection attempt is scheduled afresh.
-            return if new_conn {
+            // IPVS: with expire_nodest_conn the entry is expired; a TCP or
+            // SCTP packet that does not open a connection is dropped (the
+            // client's retry is scheduled afresh), while a UDP datagram,
+            // which has no handshake to wait for, is scheduled at once (as
+            // IPVS does without conntrack), so a client is not black-holed
+            // on a failed server for even one datagram.
+            return if new_conn || info.proto == Proto::UDP {
                 Reuse::Reschedule
             } else {
                 Reuse::DropExpired
