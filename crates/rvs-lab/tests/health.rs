@@ -88,9 +88,7 @@ fn start_http(t: &mut Topology, k: usize) {
 
 fn stop_http(t: &Topology, k: usize) {
     assert!(
-        t.lab
-            .kill_matching(&format!("s{k}"), "http.server 80 ")
-            > 0,
+        t.lab.kill_matching(&format!("s{k}"), "http.server 80 ") > 0,
         "no HTTP server on port 80 of s{k}"
     );
 }
@@ -102,7 +100,10 @@ fn nat_service(reals: &[usize], extra: &str) -> String {
         "virtual_server {VIP_NAT} 80 {{\n delay_loop 1\n lb_algo rr\n lb_kind NAT\n protocol TCP\n{extra}\n"
     );
     for k in reals {
-        s += &format!(" real_server {} 80 {{\n  weight 1\n  {TCP_CHECK}\n }}\n", rip(*k));
+        s += &format!(
+            " real_server {} 80 {{\n  weight 1\n  {TCP_CHECK}\n }}\n",
+            rip(*k)
+        );
     }
     s + "}\n"
 }
@@ -126,12 +127,7 @@ fn failed_server_gets_no_new_connections_and_returns() {
     stop_http(&t, 2);
     // delay_loop + connect_timeout x (retry + 1) = 1 + 1 x 2 = 3 s, plus
     // the retry's delay_before_retry (1 s) and a margin for a busy machine.
-    let took = wait_reals(
-        &t,
-        &head,
-        &[all[0], all[2]],
-        Duration::from_secs(3 + 1 + 2),
-    );
+    let took = wait_reals(&t, &head, &[all[0], all[2]], Duration::from_secs(3 + 1 + 2));
     eprintln!("rs2 out of the table {took:?} after its HTTP server stopped");
     let d = distribution(&t.http(&format!("http://{VIP_NAT}/"), 30));
     assert_eq!(
@@ -223,7 +219,11 @@ fn reload_under_load_fails_no_request() {
     if skip("reload_under_load_fails_no_request") {
         return;
     }
-    if std::process::Command::new("wrk").arg("-v").output().is_err() {
+    if std::process::Command::new("wrk")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIPPED reload_under_load_fails_no_request: wrk is not installed");
         return;
     }
@@ -291,7 +291,12 @@ fn seed_fwmark_configuration_runs() {
     // DR keeps the packet's port: ipvsadm gives a fwmark service's DR real
     // servers port 0, and keepalived does the same.
     let (e1, e2) = (ep(1, 0), ep(2, 0));
-    wait_reals(&t, "FWM  310 lc", &[(&e1, 1), (&e2, 1)], Duration::from_secs(5));
+    wait_reals(
+        &t,
+        "FWM  310 lc",
+        &[(&e1, 1), (&e2, 1)],
+        Duration::from_secs(5),
+    );
     let listing = t.list("-L -n").unwrap();
     assert!(listing.contains("FWM  310 lc\n"), "{listing}");
     assert!(listing.contains("Route"), "{listing}");

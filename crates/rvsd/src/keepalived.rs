@@ -117,16 +117,14 @@ fn convert(parsed: ka::Loaded, dcfg: &DirectorConfig) -> Result<Loaded, String> 
 fn check(plan: &Plan, dcfg: &DirectorConfig, origins: &[(PathBuf, u32)]) -> Result<(), String> {
     let (ops, _) = Evaluator::default().evaluate(plan, &Health::default());
     let mut model = Model::new(dcfg.clone());
+    // The evaluator gives each service's operation, then its real servers'.
+    let mut service = None;
     for op in ops {
+        if matches!(op, Op::AddService(_)) {
+            service = Some(service.map_or(0, |i| i + 1));
+        }
         if let Err(e) = model.apply(std::slice::from_ref(&op)) {
-            let key = match &op {
-                Op::AddService(c) => Some(c.key),
-                Op::AddDest(k, _) => Some(*k),
-                _ => None,
-            };
-            let place = key
-                .and_then(|k| plan.services.iter().position(|s| s.cfg.key == k))
-                .and_then(|i| origins.get(i));
+            let place = service.and_then(|i| origins.get(i));
             return Err(match place {
                 Some((f, l)) => at(f, *l, &e.message),
                 None => e.message,
@@ -200,7 +198,9 @@ fn ip_num(ip: &IpAddr) -> u128 {
 
 fn num_ip(v4: bool, n: u128) -> IpAddr {
     if v4 {
-        IpAddr::V4(std::net::Ipv4Addr::from(u32::try_from(n).unwrap_or(u32::MAX)))
+        IpAddr::V4(std::net::Ipv4Addr::from(
+            u32::try_from(n).unwrap_or(u32::MAX),
+        ))
     } else {
         IpAddr::V6(std::net::Ipv6Addr::from(n))
     }
