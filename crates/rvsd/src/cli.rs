@@ -79,7 +79,7 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> i32 {
 enum Source {
     None,
     Toml(config::Config),
-    Keepalived(crate::keepalived::Loaded),
+    Keepalived(Box<crate::keepalived::Loaded>),
 }
 
 /// Reads the configuration file, in its format; errors and warnings are
@@ -94,7 +94,7 @@ fn read_config(args: &Args) -> Option<Source> {
                 for w in &k.warnings {
                     eprintln!("{w}");
                 }
-                Some(Source::Keepalived(k))
+                Some(Source::Keepalived(Box::new(k)))
             }
             Err(e) => {
                 eprintln!("{e}");
