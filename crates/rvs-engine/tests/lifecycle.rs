@@ -340,3 +340,54 @@ fn counters_and_rates_on_every_level() {
     let r = d.services()[0].rates;
     assert!(r.inpps < 4 && r.inbps < 4 * 29 / 4, "{r:?}");
 }
+
+/// GUE with the real server's own port and the UDP checksum on: a valid
+/// UDP checksum (etherparse), the configured port, a GUE header naming the
+/// inner protocol, then the client's packet unchanged.
+#[test]
+fn gue_tunnel_with_checksum_and_its_own_port() {
+    let vip = v4("192.0.2.10");
+    let rip = v4("10.20.0.11");
+    let kind = TunnelKind::Gue {
+        port: 5555,
+        csum: true,
+        remcsum: false,
+    };
+    let mut d = Director::new(
+        DirectorConfig {
+            tunnel_src_v4: v4("10.20.0.1"),
+            ..DirectorConfig::default()
+        },
+        Instant::ZERO,
+    );
+    let key = tcp_svc(vip, 80);
+    d.add_service(ServiceConfig::new(key)).unwrap();
+    d.add_dest(&key, dest(rip, 80, 1, Forward::Tunnel(kind)))
+        .unwrap();
+    let syn = tcp(v4("198.51.100.7"), 40000, vip, 80, SYN, b"");
+    let (v, out) = run(&mut d, t(1), &syn);
+    assert_eq!(next_hop(&v), rip);
+    let p = etherparse::SlicedPacket::from_ethernet(&out).unwrap();
+    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+        panic!("outer not IPv4")
+    };
+    assert_eq!(ip.header().source(), [10, 20, 0, 1]);
+    assert_eq!(ip.header().destination(), [10, 20, 0, 11]);
+    let Some(etherparse::TransportSlice::Udp(u)) = &p.transport else {
+        panic!("not UDP")
+    };
+    assert_eq!(u.destination_port(), 5555);
+    assert!(u.source_port() >= 1024);
+    assert_ne!(u.checksum(), 0);
+    let want = u
+        .to_header()
+        .calc_checksum_ipv4_raw(ip.header().source(), ip.header().destination(), u.payload())
+        .unwrap();
+    assert_eq!(u.checksum(), want);
+    assert_eq!(
+        &u.payload()[..4],
+        &[0, 4, 0, 0],
+        "GUE: version 0, proto IPIP (an IPv4 packet follows)"
+    );
+    assert_eq!(&u.payload()[4..], &syn[14..]);
+}
