@@ -391,3 +391,40 @@ fn gue_tunnel_with_checksum_and_its_own_port() {
     );
     assert_eq!(&u.payload()[4..], &syn[14..]);
 }
+
+/// conn_reuse_mode's FIN_WAIT rule (`reuse_fin_wait`): a DR connection the
+/// client closed (FIN_WAIT through the INPUT_ONLY table) is rescheduled on
+/// a new SYN only when the option is on.
+#[test]
+fn syn_on_dr_fin_wait_is_rescheduled_only_with_reuse_fin_wait() {
+    for reuse in [false, true] {
+        let vip = v4("192.0.2.10");
+        let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
+        let key = tcp_svc(vip, 80);
+        let mut d = Director::new(
+            DirectorConfig {
+                reuse_fin_wait: reuse,
+                ..DirectorConfig::default()
+            },
+            Instant::ZERO,
+        );
+        let mut s = ServiceConfig::new(key);
+        s.sched = SchedKind::Rr;
+        d.add_service(s).unwrap();
+        for r in rips {
+            d.add_dest(&key, dest(r, 80, 1, Forward::Route)).unwrap();
+        }
+        let c = |f| tcp(v4("198.51.100.7"), 40000, vip, 80, f, b"");
+        assert_eq!(next_hop(&run(&mut d, t(1), &c(SYN)).0), rips[1]);
+        run(&mut d, t(1), &c(ACK));
+        run(&mut d, t(2), &c(FIN | ACK));
+        assert_eq!(d.connections(t(2))[0].state, "FIN_WAIT");
+        let again = next_hop(&run(&mut d, t(3), &c(SYN)).0);
+        assert_eq!(
+            again,
+            if reuse { rips[0] } else { rips[1] },
+            "reuse {reuse}"
+        );
+        assert_eq!(d.services()[0].stats.conns, if reuse { 2 } else { 1 });
+    }
+}
