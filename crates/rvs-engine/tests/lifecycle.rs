@@ -428,3 +428,73 @@ fn syn_on_dr_fin_wait_is_rescheduled_only_with_reuse_fin_wait() {
         assert_eq!(d.services()[0].stats.conns, if reuse { 2 } else { 1 });
     }
 }
+
+/// expire_nodest_conn on, UDP: the datagram of a removed server's entry is
+/// not lost, it is scheduled at once to a server that is there (IPVS
+/// expires the entry and schedules the packet again).
+#[test]
+fn udp_of_a_removed_server_is_rescheduled_at_once_with_expire_nodest_conn() {
+    let vip = v4("192.0.2.10");
+    let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
+    let key = udp_svc(vip, 53);
+    let mut d = Director::new(
+        DirectorConfig {
+            expire_nodest_conn: true,
+            ..DirectorConfig::default()
+        },
+        Instant::ZERO,
+    );
+    let mut s = ServiceConfig::new(key);
+    s.sched = SchedKind::Rr;
+    d.add_service(s).unwrap();
+    for r in rips {
+        d.add_dest(&key, dest(r, 53, 1, Forward::Masq)).unwrap();
+    }
+    let cip = v4("198.51.100.7");
+    let q = udp(cip, 5353, vip, 53, b"q");
+    let first = next_hop(&run(&mut d, t(1), &q).0);
+    let other = if first == rips[0] { rips[1] } else { rips[0] };
+    d.del_dest(&key, &first, 53).unwrap();
+    let (v, out) = run(&mut d, t(2), &q);
+    assert_eq!(next_hop(&v), other);
+    assert_eq!(out, udp(cip, 5353, other, 53, b"q"));
+    assert_eq!(d.drops(DropReason::NoDestConn), 0);
+    assert_eq!(d.conn_count(), 1);
+    assert_eq!(d.services()[0].stats.conns, 2);
+    // The removed server's counters are gone with its last entry.
+    assert_eq!(counts(&d), vec![(other, 0, 1, 0)]);
+}
+
+/// expire_nodest_conn on: a SYN on an entry of a quiescent (weight 0)
+/// server gets a new server; with it off the entry keeps its server.
+#[test]
+fn syn_on_a_quiescent_servers_entry_is_rescheduled_with_expire_nodest_conn() {
+    for on in [false, true] {
+        let vip = v4("192.0.2.10");
+        let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
+        let key = tcp_svc(vip, 80);
+        let mut d = Director::new(
+            DirectorConfig {
+                expire_nodest_conn: on,
+                ..DirectorConfig::default()
+            },
+            Instant::ZERO,
+        );
+        let mut s = ServiceConfig::new(key);
+        s.sched = SchedKind::Rr;
+        d.add_service(s).unwrap();
+        for r in rips {
+            d.add_dest(&key, dest(r, 80, 1, Forward::Route)).unwrap();
+        }
+        let c = |f| tcp(v4("198.51.100.7"), 40000, vip, 80, f, b"");
+        assert_eq!(next_hop(&run(&mut d, t(1), &c(SYN)).0), rips[1]);
+        run(&mut d, t(1), &c(ACK));
+        d.edit_dest(&key, dest(rips[1], 80, 0, Forward::Route))
+            .unwrap();
+        // Data still flows to the quiescent server either way.
+        assert_eq!(next_hop(&run(&mut d, t(2), &c(ACK)).0), rips[1]);
+        let again = next_hop(&run(&mut d, t(3), &c(SYN)).0);
+        assert_eq!(again, if on { rips[0] } else { rips[1] }, "on {on}");
+        assert_eq!(d.conn_count(), 1);
+    }
+}
