@@ -68,14 +68,41 @@ fn main() {
 }
 
 fn emit(name: &str, value: f64, unit: &str) {
-    println!("{{\"name\": \"{name}\", \"value\": {value:.1}, \"unit\": \"{unit}\"}}");
+    println!("{}", line(name, value, unit));
+}
+
+/// One figure as a JSON object (`{"name": ..., "value": ..., "unit": ...}`).
+fn line(name: &str, value: f64, unit: &str) -> String {
+    format!("{{\"name\": \"{name}\", \"value\": {value:.1}, \"unit\": \"{unit}\"}}")
+}
+
+/// Live connections of the established-flow figures, with the label their
+/// names carry (`established_nat_ns_<label>`).
+const ESTABLISHED_SIZES: [(u32, &str); 3] =
+    [(10_000, "10k"), (1_000_000, "1m"), (10_000_000, "10m")];
+/// `--quick`: smaller tables, for a look on a busy machine.
+const ESTABLISHED_SIZES_QUICK: [(u32, &str); 2] = [(10_000, "10k"), (100_000, "100k")];
+/// The table size at which `bytes_per_conn` is measured.
+const BYTES_PER_CONN_AT: u32 = 1_000_000;
+/// Real servers of the new-connection figures (`new_conn_ns_<sched>_<n>`).
+const SERVERS: [u32; 3] = [10, 1000, 10_000];
+const SERVERS_QUICK: [u32; 2] = [10, 1000];
+/// Schedulers of the new-connection figures.
+const NEW_CONN_SCHEDS: [SchedKind; 2] = [SchedKind::Wlc, SchedKind::Mh];
+
+fn established_name(label: &str) -> String {
+    format!("established_nat_ns_{label}")
+}
+
+fn new_conn_name(sched: SchedKind, servers: u32) -> String {
+    format!("new_conn_ns_{}_{}", sched.name(), servers)
 }
 
 fn suite(quick: bool) {
     let sizes: &[(u32, &str)] = if quick {
-        &[(10_000, "10k"), (100_000, "100k")]
+        &ESTABLISHED_SIZES_QUICK
     } else {
-        &[(10_000, "10k"), (1_000_000, "1m"), (10_000_000, "10m")]
+        &ESTABLISHED_SIZES
     };
     for &(m, label) in sizes {
         let rss0 = rss_bytes();
@@ -85,11 +112,7 @@ fn suite(quick: bool) {
         b.run(n / 10, true); // warm up
         let harness = time_ns(n, || b.run(n, false));
         let total = time_ns(n, || b.run(n, true));
-        emit(
-            &format!("established_nat_ns_{label}"),
-            total - harness,
-            "ns/packet",
-        );
+        emit(&established_name(label), total - harness, "ns/packet");
         emit(
             &format!("established_nat_harness_ns_{label}"),
             harness,
@@ -103,7 +126,7 @@ fn suite(quick: bool) {
             total - harness,
             "ns/packet",
         );
-        if m == 1_000_000 || (quick && m == 100_000) {
+        if m == BYTES_PER_CONN_AT || (quick && m == 100_000) {
             emit(
                 "bytes_per_conn",
                 b.d.conn_memory_bytes() as f64 / f64::from(m),
@@ -118,12 +141,8 @@ fn suite(quick: bool) {
             }
         }
     }
-    let servers: &[u32] = if quick {
-        &[10, 1000]
-    } else {
-        &[10, 1000, 10_000]
-    };
-    for sched in [SchedKind::Wlc, SchedKind::Mh] {
+    let servers: &[u32] = if quick { &SERVERS_QUICK } else { &SERVERS };
+    for sched in NEW_CONN_SCHEDS {
         for &n in servers {
             let k = if quick { 50_000 } else { 300_000 };
             let mut b = NewConns::new(sched, n, k);
@@ -139,11 +158,7 @@ fn suite(quick: bool) {
                 u64::from(k),
                 "not every new connection was scheduled"
             );
-            emit(
-                &format!("new_conn_ns_{}_{}", sched.name(), n),
-                total - harness,
-                "ns/conn",
-            );
+            emit(&new_conn_name(sched, n), total - harness, "ns/conn");
         }
     }
 }
@@ -415,5 +430,69 @@ impl NewConns {
             }
         }
         ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The full run's figure names are exactly the ones issue 2 asks for.
+    #[test]
+    fn full_run_names_are_the_issues() {
+        let mut names: Vec<String> = ESTABLISHED_SIZES
+            .iter()
+            .map(|(_, l)| established_name(l))
+            .collect();
+        assert!(
+            ESTABLISHED_SIZES
+                .iter()
+                .any(|(m, _)| *m == BYTES_PER_CONN_AT)
+        );
+        names.push("bytes_per_conn".into());
+        for s in NEW_CONN_SCHEDS {
+            for n in SERVERS {
+                names.push(new_conn_name(s, n));
+            }
+        }
+        let want = [
+            "established_nat_ns_10k",
+            "established_nat_ns_1m",
+            "established_nat_ns_10m",
+            "bytes_per_conn",
+            "new_conn_ns_wlc_10",
+            "new_conn_ns_wlc_1000",
+            "new_conn_ns_wlc_10000",
+            "new_conn_ns_mh_10",
+            "new_conn_ns_mh_1000",
+            "new_conn_ns_mh_10000",
+        ];
+        assert_eq!(names, want);
+        // The sizes behind the labels.
+        assert_eq!(
+            ESTABLISHED_SIZES.map(|(m, _)| m),
+            [10_000, 1_000_000, 10_000_000]
+        );
+    }
+
+    #[test]
+    fn lines_are_json_objects_with_name_value_unit() {
+        assert_eq!(
+            line("bytes_per_conn", 124.46, "bytes"),
+            r#"{"name": "bytes_per_conn", "value": 124.5, "unit": "bytes"}"#
+        );
+    }
+
+    /// Tiny sizes of the real workloads: every packet forwarded, every SYN
+    /// scheduled.
+    #[test]
+    fn workloads_run_at_tiny_sizes() {
+        let mut b = Established::new(50);
+        assert_eq!(b.run(500, true), 500);
+        assert_eq!(b.run_batch(64, true), 64);
+        for sched in NEW_CONN_SCHEDS {
+            let mut n = NewConns::new(sched, 10, 100);
+            assert_eq!(n.run(true), 100);
+        }
     }
 }

@@ -327,4 +327,8 @@ pub struct TableStats {
     pub evicted_embryonic: u64,
     /// Full index rebuilds (growth).
     pub index_rebuilds: u64,
+    /// Entries [`ConnTable::expire`] looked at (expired, kept, or re-filed
+    /// because a refresh moved their deadline on): the timer's whole work,
+    /// which depends on what comes due, not on the table's size.
+    pub expire_visits: u64,
 }

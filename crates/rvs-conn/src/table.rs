@@ -433,6 +433,7 @@ impl ConnTable {
                     };
                     let next = e.next;
                     let embryo = e.timeout & EMBRYO != 0;
+                    self.stats.expire_visits += 1;
                     if before_eq(e.deadline, due_limit as u32) {
                         match on_expire(id, &e.conn) {
                             ExpireAction::Remove => {

@@ -509,6 +509,54 @@ fn long_gap_scans_one_revolution() {
     }
 }
 
+/// Expiry work does not grow with the table: an `expire` call looks at the
+/// entries filed in the slots that came due and nothing else, whether 1,000
+/// or 50,000 other entries are live, and per-packet refreshes add no work.
+#[test]
+fn expiry_work_is_independent_of_table_size() {
+    for live in [1_000u32, 50_000] {
+        let mut t = ConnTable::new(
+            TableConfig {
+                max_conns: live + 100,
+                tick: Duration::from_millis(100),
+                expected_conns: live + 100,
+            },
+            Timeouts::default(),
+        );
+        let long: Vec<u32> = (0..live)
+            .map(|i| {
+                let id = t.insert(established(i), secs(0)).unwrap();
+                t.set_timeout(id, Duration::from_secs(600), secs(0));
+                id
+            })
+            .collect();
+        for i in 0..100 {
+            let id = t.insert(nat_conn(live + i, 1000), secs(0)).unwrap();
+            t.set_timeout(id, Duration::from_secs(5), secs(0));
+        }
+        let before = t.stats().expire_visits;
+        let mut expired = 0;
+        for s in 1..=10 {
+            if s == 5 {
+                // Every long-lived conn sees a packet: its deadline moves.
+                for &id in &long {
+                    t.touch(id, secs(s));
+                }
+            }
+            t.expire(secs(s), |_, _| {
+                expired += 1;
+                ExpireAction::Remove
+            });
+        }
+        assert_eq!(expired, 100);
+        // Each short conn is looked at twice: at its insert-time deadline
+        // (state NONE, 2 s), where it is re-filed for the 5 s set later, and
+        // at 5 s, when it goes. The long-lived ones are never looked at.
+        assert_eq!(t.stats().expire_visits - before, 200, "{live} live entries");
+        assert_eq!(t.len(), live as usize);
+    }
+}
+
 #[test]
 fn poll_timeout_reports_next_slot() {
     let mut t = table(10);

@@ -44,8 +44,14 @@ pub struct DirectorConfig {
     pub max_conns: u32,
     /// Entries to pre-size the table for.
     pub expected_conns: u32,
-    /// `expire_nodest_conn`: drop and expire a connection whose real server
-    /// was removed on its next packet (IPVS default off: it keeps flowing).
+    /// `expire_nodest_conn`: a connection whose real server was removed is
+    /// expired on its next packet; that packet is scheduled afresh when it
+    /// can open a connection (a TCP SYN, an SCTP INIT, any UDP datagram) and
+    /// dropped otherwise (counted as `nodest_conn`). A SYN on a connection
+    /// of a quiescent (weight 0) server is scheduled afresh too (IPVS
+    /// `ip_vs_in`'s reuse check). Default off, as in IPVS; with it off rvs
+    /// keeps forwarding a removed server's connections, where IPVS drops
+    /// their packets silently and leaves the entries to their timeouts.
     pub expire_nodest_conn: bool,
     /// `expire_quiescent_template`: a persistence template pointing at a
     /// weight-0 real server is expired instead of used.
@@ -530,19 +536,26 @@ impl Director {
             return Reuse::Keep;
         };
         let new_conn = is_new_conn(frame, info);
-        let nodest = c.flags.contains(ConnFlags::HAS_DEST) && !self.topo.dest_available(c.dest);
+        let has_dest = c.flags.contains(ConnFlags::HAS_DEST);
+        let nodest = has_dest && !self.topo.dest_available(c.dest);
         if nodest && self.expire_nodest(c.svc) {
-            // IPVS: with expire_nodest_conn the entry is expired; a TCP or
-            // SCTP packet that does not open a connection is dropped (the
-            // client's retry is scheduled afresh), while a UDP datagram,
-            // which has no handshake to wait for, is scheduled at once (as
-            // IPVS does without conntrack), so a client is not black-holed
-            // on a failed server for even one datagram.
-            return if new_conn || info.proto == Proto::UDP {
+            // IPVS: with expire_nodest_conn the entry is expired and the
+            // packet goes through scheduling again: a SYN, an INIT or a UDP
+            // datagram gets a new server, anything else finds no connection.
+            return if new_conn || c.proto == Proto::UDP {
                 Reuse::Reschedule
             } else {
                 Reuse::DropExpired
             };
+        }
+        if new_conn
+            && has_dest
+            && self.expire_nodest(c.svc)
+            && self.topo.dest(c.dest).is_some_and(|d| d.cfg.weight == 0)
+        {
+            // IPVS: a new connection attempt on an entry of a quiescent
+            // server is rescheduled when expire_nodest_conn is on.
+            return Reuse::Reschedule;
         }
         if new_conn && c.control == NO_CONN && self.new_conn_expected(c) {
             return Reuse::Reschedule;

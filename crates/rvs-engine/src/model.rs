@@ -70,9 +70,10 @@ pub struct ServiceConfig {
     pub netmask: u8,
     /// One-packet scheduling (`-o`, UDP only).
     pub ops: bool,
-    /// Per-service override of `expire_nodest_conn`: drop and expire
-    /// connections of a removed real server on their next packet (`Some(true)`),
-    /// keep serving them (`Some(false)`), or follow the director's default.
+    /// Per-service override of `expire_nodest_conn` (see
+    /// `DirectorConfig::expire_nodest_conn`): expire connections of a removed
+    /// real server on their next packet (`Some(true)`), keep serving them
+    /// (`Some(false)`), or follow the director's default.
     pub expire_nodest_conn: Option<bool>,
 }
 

@@ -177,3 +177,52 @@ fn removed_server_invalidates_its_template_but_its_connections_finish() {
     assert_eq!(d.conn_count(), 0);
     assert!(counts(&d).iter().all(|c| (c.1, c.2, c.3) == (0, 0, 0)));
 }
+
+#[test]
+fn ipv6_persistence_is_by_prefix_length() {
+    let vip = v4("2001:db8::10");
+    let rips = [v4("fd00:20::11"), v4("fd00:20::12"), v4("fd00:20::13")];
+    let key = tcp_svc(vip, 443);
+    let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
+    persistent(&mut d, key, SchedKind::Rr, 300, 64);
+    for r in rips {
+        d.add_dest(&key, dest(r, 443, 1, Forward::Route)).unwrap();
+    }
+    // Two addresses of one /64 share a server; rr would otherwise move on.
+    let a = next_hop(
+        &run(
+            &mut d,
+            t(1),
+            &tcp(v4("2001:db8:1:2::7"), 40000, vip, 443, SYN, b""),
+        )
+        .0,
+    );
+    let b = next_hop(
+        &run(
+            &mut d,
+            t(1),
+            &tcp(v4("2001:db8:1:2:ffff::1"), 40001, vip, 443, SYN, b""),
+        )
+        .0,
+    );
+    assert_eq!(a, b);
+    // The neighbouring /64 is another client network.
+    let c = next_hop(
+        &run(
+            &mut d,
+            t(1),
+            &tcp(v4("2001:db8:1:3::7"), 40002, vip, 443, SYN, b""),
+        )
+        .0,
+    );
+    assert_ne!(c, a);
+    // The templates carry the masked networks.
+    let mut nets: Vec<String> = d
+        .connections(t(1))
+        .iter()
+        .filter(|x| x.conn.flags.contains(ConnFlags::TEMPLATE))
+        .map(|x| x.conn.caddr.to_string())
+        .collect();
+    nets.sort();
+    assert_eq!(nets, ["2001:db8:1:2::", "2001:db8:1:3::"]);
+}

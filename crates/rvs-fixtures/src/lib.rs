@@ -835,6 +835,37 @@ pub fn fixtures() -> Vec<Fixture> {
             step(big, Expect::Reply(reply)),
         ],
     });
+    // TUN too big over IPv6: a 1500-byte packet cannot take the 40 bytes of
+    // a 6in6 header; the client gets ICMPv6 "packet too big" (MTU 1460) from
+    // the VIP, quoting as much of its packet as fits in 1280 bytes.
+    let big6 = tcp(c, v, cip6(), 40000, vip6(), 80, ACK, &[0u8; 1440]);
+    let syn6 = tcp(c, v, cip6(), 40000, vip6(), 80, SYN, b"");
+    let reply6 = icmp_too_big(v, c, vip6(), cip6(), 1460, &ip_of(&big6)[..1280 - 40 - 8]);
+    all.push(Fixture {
+        name: "tun_too_big_v6",
+        description: "TUN over IPv6: a full-size packet gets ICMPv6 packet-too-big (MTU 1460) from the VIP",
+        setup: || {
+            one_service(
+                tcp_key(vip6(), 80),
+                SchedKind::Rr,
+                None,
+                &[(rip6(1), 80, 1, Forward::Tunnel(TunnelKind::Ipip))],
+            )
+        },
+        steps: vec![
+            Step {
+                mask: vec![(15, 18)],
+                ..step(
+                    syn6.clone(),
+                    Expect::Forward {
+                        next_hop: rip6(1),
+                        frame: tunnel_v6_ipip(dip6(), rip6(1), &syn6),
+                    },
+                )
+            },
+            step(big6, Expect::Reply(reply6)),
+        ],
+    });
     // ICMP errors related to a NAT connection, both ways.
     let syn = tcp(c, v, cip4(), 40000, vip4(), 80, SYN, b"");
     let to_rs = tcp(c, v, cip4(), 40000, rip4(1), 8080, SYN, b"");
@@ -925,51 +956,86 @@ pub fn fixtures() -> Vec<Fixture> {
 
 /// Every scheduler's choice sequence on a fixed server set: rip1 weight 3,
 /// rip2 weight 2, rip3 weight 1, added in that order (so the kernel's list,
-/// newest first, is rip3, rip2, rip1), direct routing, and eight SYNs from
-/// clients 198.51.100.1..8 (ports 40000..40007). No handshake completes, so
+/// newest first, is rip3, rip2, rip1), direct routing, and eight SYNs (twelve
+/// for lblcr, to reach where it parts from lblc) from clients
+/// 198.51.100.1, .2, ... (ports 40000, 40001, ...). No handshake completes, so
 /// every connection stays SYN_RECV, which counts as active (Linux >= 4.8).
 ///
-/// The sequences were worked out by hand from the kernel sources; the
-/// arithmetic is in comments. mh (checked against an independent model in
-/// rvs-sched), lblcr and twos (random) are covered by rvs-sched's tests.
+/// The sequences were worked out by hand from the kernel sources (the
+/// arithmetic is in comments), mh's and twos' from an independent Python
+/// model (SipHash-1-3 written from the paper, `ip_vs_mh_permutate` /
+/// `ip_vs_mh_populate` / `ip_vs_twos_schedule` transcribed from the kernel,
+/// SplitMix64 from its paper), whose intermediate values are quoted.
 fn scheduler_fixtures() -> Vec<Fixture> {
-    let table: [(&'static str, SchedKind, [u8; 8]); 11] = [
+    let table: [(&'static str, SchedKind, &'static [u8]); 14] = [
         // rr: walk the list from the head: r3 r2 r1, repeat.
-        ("sched_rr", SchedKind::Rr, [3, 2, 1, 3, 2, 1, 3, 2]),
+        ("sched_rr", SchedKind::Rr, &[3, 2, 1, 3, 2, 1, 3, 2]),
         // wrr: the service starts empty (mw 0, cw 0); adding r1 (w3) gives
         // di 3, mw 1, cw = (0 / 3) * 3 + 1 = 1; adding r2, r3 gives di 1,
         // mw 3, cw stays 1 (ip_vs_wrr_dest_changed). So weight >= 1: r3, r2,
         // r1; wrap, cw 0 -> mw 3: r1; cw 2: r2, r1; cw 1: r3, r2.
-        ("sched_wrr", SchedKind::Wrr, [3, 2, 1, 1, 2, 1, 3, 2]),
+        ("sched_wrr", SchedKind::Wrr, &[3, 2, 1, 1, 2, 1, 3, 2]),
         // lc: least (active << 8) + inactive, first in list on ties: same as rr here.
-        ("sched_lc", SchedKind::Lc, [3, 2, 1, 3, 2, 1, 3, 2]),
+        ("sched_lc", SchedKind::Lc, &[3, 2, 1, 3, 2, 1, 3, 2]),
         // wlc: replace least when loh * w > doh * wleast (overhead 256 per active):
         // (a3,a2,a1) 000 -> r3; 100 -> r2; 110 -> r1; 111 -> r1 (768 > 512);
         // 112 -> r2 (768 > 1024 false); 122 -> r1; 123 -> r3; 223 -> r2.
-        ("sched_wlc", SchedKind::Wlc, [3, 2, 1, 1, 2, 1, 3, 2]),
+        ("sched_wlc", SchedKind::Wlc, &[3, 2, 1, 1, 2, 1, 3, 2]),
         // sed: overhead active + 1, same comparison:
         // 000 -> r1; 001 -> r2; 011 -> r1; 012 -> r3; 112 -> r2; 122 -> r1; 123 -> r1; 124 -> r2.
-        ("sched_sed", SchedKind::Sed, [1, 2, 1, 3, 2, 1, 1, 2]),
+        ("sched_sed", SchedKind::Sed, &[1, 2, 1, 3, 2, 1, 1, 2]),
         // nq: an idle server first (list order), then as sed:
         // r3, r2, r1 idle in turn; 111 -> r1; 112 -> r2; 122 -> r1; 123 -> r1; 124 -> r2.
-        ("sched_nq", SchedKind::Nq, [3, 2, 1, 1, 2, 1, 1, 2]),
+        ("sched_nq", SchedKind::Nq, &[3, 2, 1, 1, 2, 1, 1, 2]),
         // fo: the highest weight available: always r1.
-        ("sched_fo", SchedKind::Fo, [1, 1, 1, 1, 1, 1, 1, 1]),
+        ("sched_fo", SchedKind::Fo, &[1, 1, 1, 1, 1, 1, 1, 1]),
         // ovf: the highest weight whose activeconns <= weight: r1 takes 4
         // (0..3 <= 3), then r2 takes 3 (0..2 <= 2), then r3.
-        ("sched_ovf", SchedKind::Ovf, [1, 1, 1, 1, 2, 2, 2, 3]),
+        ("sched_ovf", SchedKind::Ovf, &[1, 1, 1, 1, 2, 2, 2, 3]),
         // dh: 256 buckets filled r3, r2, r1 cyclically; hash_32(0xc000020a, 8)
         // = 162, 162 % 3 = 0: r3 for every connection (same VIP).
-        ("sched_dh", SchedKind::Dh, [3, 3, 3, 3, 3, 3, 3, 3]),
+        ("sched_dh", SchedKind::Dh, &[3, 3, 3, 3, 3, 3, 3, 3]),
         // sh: buckets tiled by weight r3, r2, r2, r1, r1, r1 (period 6);
         // hash_32(client, 8) for .1...8 = 96 194 35 133 231 73 171 12,
         // mod 6 = 0 2 5 1 3 1 3 0.
-        ("sched_sh", SchedKind::Sh, [3, 2, 1, 2, 1, 2, 1, 3]),
+        ("sched_sh", SchedKind::Sh, &[3, 2, 1, 2, 1, 2, 1, 3]),
         // lblc: by destination (the VIP). No entry: wlc picks r3; r3 kept
         // while active <= weight (1); at 2 > 1 with a half-loaded server
         // (r2: 0 * 2 < 2) wlc re-picks r2; r2 kept for 3; at 3 > 2 with r1
         // half-loaded, wlc picks r1 (768 * 3 > 0).
-        ("sched_lblc", SchedKind::Lblc, [3, 3, 2, 2, 2, 1, 1, 1]),
+        ("sched_lblc", SchedKind::Lblc, &[3, 3, 2, 2, 2, 1, 1, 1]),
+        // lblcr: by destination (the VIP), a set of servers; wlc below is
+        // over the whole service. Miss: wlc -> r3, set {r3}. r3 kept while
+        // not overloaded (active 1 <= w 1). At (a3,a2,a1) = 200, r3 has 2 > 1
+        // and r2 is half-loaded: wlc -> r2 (512 * 2 > 0), set {r2, r3}. The
+        // set's least loaded (newest first: r2 256 vs r3 512 * 2) is r2 for
+        // 210 and 220; at 230 r2 has 3 > 2 with r1 idle: wlc -> r1, set
+        // {r1, r2, r3}. Set min r1 (w3) for 231, 232, 233, 234 (r1 at 4 > 3
+        // but nobody is half-loaded any more: not overloaded). At 235 the
+        // set min moves to an older member, which lblc never does: r1 1280
+        // * 2 > r2 768 * 3 -> r2; r3 (768 * 1 > 512 * 2? no) stays behind;
+        // r2 is over its weight but nobody is half-loaded: r2. At 245: r1
+        // (1280 * 2 > 1024 * 3? no; 1280 > 512 * 3? no) -> r1.
+        (
+            "sched_lblcr",
+            SchedKind::Lblcr,
+            &[3, 3, 2, 2, 2, 1, 1, 1, 1, 1, 2, 1],
+        ),
+        // mh: table 4093, turns 1, 2, 3 (gcd 1, rshift 0); offset/skip of
+        // r3 871/547, r2 1904/147, r1 1252/3794 (hsiphash of port + addr);
+        // shares r1 2046, r2 1364, r3 683. Clients .1...8 hash (key1, port
+        // not hashed) to entries 2374 940 473 3853 177 1951 924 3802.
+        ("sched_mh", SchedKind::Mh, &[2, 1, 2, 3, 2, 1, 1, 2]),
+        // twos: SplitMix64 from the default seed 0x05eed1b5, each draw the
+        // high 32 bits, modulo total weight + 1 = 7; pairs (r1, r2) 4 4, 0 6,
+        // 3 6, 5 2, 2 2, 1 2, 3 4, 1 3 walk the list r3 (1), r2 (2), r1 (3):
+        // 0, 1 -> r3; 2, 3 -> r2; 4..6 -> r1. The second choice wins when
+        // w2 * oh1 > w1 * oh2: step 2 r3 (oh 0) vs r1 (256): r3; step 3 r2
+        // (0) vs r1 (256): r2; step 4 r1 (256 w3) vs r2 (256 w2): 2 * 256 >
+        // 3 * 256? no: r1; step 6 r3 (256 w1) vs r2 (512 w2): 2 * 256 > 512?
+        // no: r3; step 7 r2 (512 w2) vs r1 (512 w3): 3 * 512 > 2 * 512: r1;
+        // step 8 r3 (512 w1) vs r2 (512 w2): 2 * 512 > 512: r2.
+        ("sched_twos", SchedKind::Twos, &[1, 3, 2, 1, 2, 3, 1, 2]),
     ];
     table
         .into_iter()
@@ -998,7 +1064,10 @@ fn scheduler_fixtures() -> Vec<Fixture> {
                     SchedKind::Ovf => || sched_setup(SchedKind::Ovf),
                     SchedKind::Dh => || sched_setup(SchedKind::Dh),
                     SchedKind::Sh => || sched_setup(SchedKind::Sh),
-                    _ => || sched_setup(SchedKind::Lblc),
+                    SchedKind::Lblc => || sched_setup(SchedKind::Lblc),
+                    SchedKind::Lblcr => || sched_setup(SchedKind::Lblcr),
+                    SchedKind::Mh => || sched_setup(SchedKind::Mh),
+                    SchedKind::Twos => || sched_setup(SchedKind::Twos),
                 },
                 steps,
             }

@@ -262,6 +262,38 @@ mod tests {
     }
 
     #[test]
+    fn idle_entry_expires_at_the_full_check_and_a_used_one_stays() {
+        let d = vec![TestDest::new(1, 2), TestDest::new(2, 2)];
+        let exp = Duration::from_secs(1800);
+        let mut s = Lblcr::new(exp);
+        s.update(&d);
+        assert_eq!(s.schedule(&d, &at(0)), Some(0)); // armed: first tick at 60 s
+        assert_eq!(s.entries(), 1);
+        // Ticks every 60 s; the 30th (1800 s) is the full check, which
+        // removes the entry last used at 0 (1800 >= 0 + 1800).
+        for k in 1..30u64 {
+            s.expire(Instant::from_secs(k * 60));
+            assert_eq!(s.entries(), 1, "gone early at {} s", k * 60);
+        }
+        s.expire(Instant::from_secs(1800));
+        assert_eq!(s.entries(), 0);
+        // A new entry used at 1801 s and again at 3000 s survives the next
+        // full check (3600 s < 3000 + 1800) and keeps its set.
+        assert_eq!(s.schedule(&d, &at(1801)), Some(0));
+        assert_eq!(s.schedule(&d, &at(3000)), Some(0));
+        for k in 31..=60u64 {
+            s.expire(Instant::from_secs(k * 60));
+        }
+        assert_eq!(s.entries(), 1);
+        assert_eq!(members(&mut s), [1]);
+        // Unused after 3000 s: gone at the full check of 5400 s.
+        for k in 61..=90u64 {
+            s.expire(Instant::from_secs(k * 60));
+        }
+        assert_eq!(s.entries(), 0);
+    }
+
+    #[test]
     fn deleted_members_dropped_and_quiescent_skipped() {
         let mut d = vec![TestDest::new(1, 2), TestDest::new(2, 2)];
         let mut s = Lblcr::new(DAY);

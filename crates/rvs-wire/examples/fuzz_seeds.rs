@@ -86,6 +86,12 @@ fn main() -> std::io::Result<()> {
             }
         }
     }
+    // An ARP request (who has 10.0.0.2? tell 10.0.0.1), for the views target.
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
+    arp.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1]);
+    arp.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+    frames.push(arp);
     for (i, f) in frames.iter().enumerate() {
         std::fs::write(dir.join(format!("seed-{i:03}")), f)?;
     }

@@ -1,6 +1,11 @@
 //! Entry points for fuzzers (the cargo-fuzz targets in `fuzz/` and a
 //! randomized `#[test]`).
 //!
+//! One entry point per parser: [`fuzz_parse_frame`] (Ethernet to L4 in one
+//! pass, ICMP quotes), [`fuzz_parse_tunnel`] (IPIP/GUE/GRE), [`fuzz_views`]
+//! (every header view's `new_checked` and getters, ARP included), and the
+//! rewriters [`fuzz_icmp_inner`] and [`fuzz_rewrite`].
+//!
 //! Each function takes arbitrary bytes, must never panic on its own, and
 //! asserts the invariants that must hold whatever the input (so a fuzzer
 //! finds a violated invariant as a crash). No allocation: working copies
@@ -53,6 +58,110 @@ pub fn fuzz_icmp_inner(data: &[u8]) {
 /// with the IPv4 header checksum repaired.
 pub fn fuzz_rewrite(data: &[u8]) {
     with_fixed(data, fuzz_rewrite_one);
+}
+
+/// Wraps the input (and each of its first 64 suffixes, so that every
+/// header view also starts at odd offsets) in every header view of the
+/// crate: Ethernet (and the VLAN walk), ARP, IPv4, IPv6 (and the
+/// extension-header walk), TCP, UDP, SCTP, ICMP, GRE and GUE. Wherever
+/// `new_checked` accepts, every getter must work and the lengths it reports
+/// must fit the buffer; wherever it refuses, the error is a typed one.
+pub fn fuzz_views(data: &[u8]) {
+    let data = cut(data);
+    for k in 0..data.len().min(64) + 1 {
+        views_at(&data[k..]);
+    }
+}
+
+fn views_at(b: &[u8]) {
+    use crate::{arp, ethernet, gre, gue, icmp, ipv4, ipv6, sctp, tcp, udp};
+    use core::hint::black_box;
+    if let Ok(l2) = ethernet::walk(b) {
+        assert!(l2.len <= b.len());
+    }
+    if let Ok(f) = ethernet::Frame::new_checked(b) {
+        black_box((f.dst_addr(), f.src_addr(), f.ethertype(), f.payload().len()));
+    }
+    if let Ok(p) = arp::Packet::new_checked(b) {
+        black_box((p.operation(), p.sender_mac(), p.sender_ip()));
+        black_box((p.target_mac(), p.target_ip()));
+    }
+    if let Ok(p) = ipv4::Packet::new_checked(b) {
+        assert!(p.header_len() <= usize::from(p.total_len()));
+        assert!(usize::from(p.total_len()) <= b.len());
+        black_box((
+            p.version(),
+            p.tos(),
+            p.ident(),
+            p.frag_word(),
+            p.dont_frag(),
+        ));
+        black_box((p.more_frags(), p.frag_offset(), p.ttl(), p.protocol()));
+        black_box((p.checksum(), p.src_addr(), p.dst_addr(), p.options().len()));
+        black_box((p.verify_checksum(), p.payload().len()));
+    }
+    if let Ok(p) = ipv6::Packet::new_checked(b) {
+        black_box((
+            p.version(),
+            p.traffic_class(),
+            p.flow_label(),
+            p.next_header(),
+        ));
+        black_box((p.hop_limit(), p.src_addr(), p.dst_addr()));
+        assert_eq!(p.payload().len(), usize::from(p.payload_len()));
+        let pkt = &b[..ipv6::HEADER_LEN + usize::from(p.payload_len())];
+        if let Ok(w) = ipv6::walk_ext(pkt) {
+            assert!(w.l4_off >= ipv6::HEADER_LEN && w.l4_off <= pkt.len());
+        }
+    }
+    if let Ok(p) = tcp::Packet::new_checked(b) {
+        assert!(p.header_len() <= b.len());
+        black_box((p.src_port(), p.dst_port(), p.seq(), p.ack(), p.flags()));
+        black_box((p.window(), p.checksum(), p.urgent(), p.options().len()));
+    }
+    if let Ok(p) = udp::Packet::new_checked(b) {
+        black_box((
+            p.src_port(),
+            p.dst_port(),
+            p.len(),
+            p.is_empty(),
+            p.checksum(),
+        ));
+        assert!(p.payload().len() + 8 <= b.len());
+    }
+    if let Ok(p) = sctp::Packet::new_checked(b) {
+        black_box((
+            p.src_port(),
+            p.dst_port(),
+            p.verification_tag(),
+            p.checksum(),
+        ));
+        black_box((p.first_chunk_type(), p.verify_checksum()));
+    }
+    if let Ok(p) = icmp::Packet::new_checked(b) {
+        black_box((p.msg_type(), p.code(), p.checksum(), p.echo_ident()));
+        black_box((
+            p.echo_seq(),
+            p.v4_next_hop_mtu(),
+            p.v6_mtu(),
+            p.payload().len(),
+        ));
+    }
+    if let Ok(p) = gre::Packet::new_checked(b) {
+        assert!(p.header_len() <= b.len());
+        black_box((p.flags(), p.version(), p.protocol(), p.checksum(), p.key()));
+        black_box((p.verify_checksum(), p.payload().len()));
+    }
+    if let Ok(p) = gue::Packet::new_checked(b) {
+        assert!(p.header_len() <= b.len());
+        black_box((
+            p.variant(),
+            p.is_control(),
+            p.options_len(),
+            p.proto_ctype(),
+        ));
+        black_box((p.flags(), p.payload().len()));
+    }
 }
 
 fn with_fixed(data: &[u8], f: fn(&[u8])) {
