@@ -396,3 +396,107 @@ pub async fn smtp_check(to: SocketAddr, c: &Common, s: &SmtpCheck) -> ProbeResul
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::DnsType;
+
+    #[test]
+    fn socket_options_are_applied() {
+        let c = Common {
+            fwmark: Some(0x2a),
+            bind_if: Some("lo".into()),
+            bindto: Some("127.0.0.2".parse().unwrap()),
+            ..Common::default()
+        };
+        let to: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        match probe_socket(to, Type::STREAM, Some(Protocol::TCP), &c) {
+            Ok(s) => {
+                assert_eq!(s.mark().unwrap(), 0x2a);
+                assert_eq!(s.device().unwrap().as_deref(), Some(&b"lo"[..]));
+                let local = s.local_addr().unwrap().as_socket().unwrap();
+                assert_eq!(local.ip(), "127.0.0.2".parse::<IpAddr>().unwrap());
+            }
+            // SO_MARK and SO_BINDTODEVICE need CAP_NET_ADMIN / CAP_NET_RAW
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                println!("SKIPPED socket_options_are_applied: not privileged ({e})");
+            }
+            Err(e) => panic!("{e}"),
+        }
+        // a family mismatch is refused
+        let c = Common {
+            bindto: Some("::1".parse().unwrap()),
+            ..Common::default()
+        };
+        assert!(probe_socket(to, Type::STREAM, None, &c).is_err());
+    }
+
+    #[test]
+    fn probe_addr_overrides() {
+        let mut c = Common::default();
+        let a: SocketAddr = "10.1.1.1:80".parse().unwrap();
+        assert_eq!(probe_addr(a, &c), a);
+        c.connect_port = Some(8080);
+        assert_eq!(probe_addr(a, &c), "10.1.1.1:8080".parse().unwrap());
+        c.connect_ip = Some("10.2.2.2".parse().unwrap());
+        assert_eq!(probe_addr(a, &c), "10.2.2.2:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn dns_query_bytes() {
+        let q = dns_query(
+            0xbeef,
+            &DnsCheck {
+                qtype: DnsType::Mx,
+                name: "a.bc".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            q,
+            [
+                0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 2, b'b', b'c', 0, 0, 15,
+                0, 1
+            ]
+        );
+        let root = dns_query(
+            1,
+            &DnsCheck {
+                qtype: DnsType::Soa,
+                name: ".".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(&root[12..], &[0, 0, 6, 0, 1]);
+        assert!(
+            dns_query(
+                1,
+                &DnsCheck {
+                    qtype: DnsType::A,
+                    name: "a..b".into()
+                }
+            )
+            .is_err()
+        );
+        let long = "x".repeat(64);
+        assert!(
+            dns_query(
+                1,
+                &DnsCheck {
+                    qtype: DnsType::A,
+                    name: long
+                }
+            )
+            .is_err()
+        );
+        let mut reply = q.clone();
+        assert_eq!(dns_reply_status(0xbeef, &reply), None); // not a response
+        reply[2] |= 0x80;
+        assert_eq!(dns_reply_status(0xbeef, &reply), Some(Ok(())));
+        assert_eq!(dns_reply_status(0xbeee, &reply), None);
+        reply[3] |= 3;
+        assert_eq!(dns_reply_status(0xbeef, &reply), Some(Err(3)));
+        assert_eq!(dns_reply_status(0xbeef, &reply[..5]), None);
+    }
+}
