@@ -24,7 +24,7 @@ use tokio::task::JoinHandle as TaskHandle;
 
 use crate::policy::{self, Policy, PolicyParams, ProbeResult, State};
 use crate::probe;
-use crate::spec::CheckSpec;
+use crate::spec::{CheckKind, CheckSpec};
 
 /// One check: a checker of a real server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -270,15 +270,21 @@ async fn check_task(target: Target, shared: Arc<Shared>) {
     update_table(&shared, &target, &pol, None);
     loop {
         tokio::time::sleep_until(tokio::time::Instant::from_std(pol.next_probe())).await;
-        let result = {
+        let (started, result) = {
             let Ok(_permit) = shared.sem.acquire().await else {
                 return;
             };
             let _g = InFlight::enter(&shared.in_flight);
-            probe::probe(target.addr, &target.spec).await
+            let started = tokio::time::Instant::now().into_std();
+            (started, probe::probe(target.addr, &target.spec).await)
         };
-        let now = tokio::time::Instant::now().into_std();
-        let changed = pol.on_result(now, &result);
+        // keepalived times MISC_CHECK's next run from the last start, the
+        // network checks from the end of the probe
+        let at = match target.spec.kind {
+            CheckKind::Misc(_) => started,
+            _ => tokio::time::Instant::now().into_std(),
+        };
+        let changed = pol.on_result(at, &result);
         let reason = match &result {
             ProbeResult::Down(r) => Some(r.clone()),
             _ => None,

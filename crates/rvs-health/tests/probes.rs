@@ -353,6 +353,7 @@ fn udp(payload: &[u8], require: Option<&[u8]>) -> UdpCheck {
         require_reply: require.map(<[u8]>::to_vec),
         min_reply_length: None,
         max_reply_length: None,
+        require_reply_mask: None,
     }
 }
 
@@ -650,22 +651,23 @@ async fn misc_exit_codes() {
     assert!(is_down(&r, "signal"), "{r:?}");
 }
 
-#[tokio::test]
-async fn misc_timeout_kills_the_group() {
-    let dir = std::env::temp_dir().join(format!("rvs-health-misc-{}", std::process::id()));
+/// Run `script` (which writes a grandchild's pid to the file named by
+/// `$1`-like `{pidfile}`) past its timeout; the grandchild must be gone.
+async fn misc_past_timeout(tag: &str, script: &str) -> Duration {
+    let dir = std::env::temp_dir().join(format!("rvs-health-misc-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pidfile = dir.join("pid");
-    let cmd = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+    let cmd = script.replace("{pidfile}", &pidfile.display().to_string());
     let t = Instant::now();
     let r = probe(NOWHERE, &misc(&cmd, 300, false)).await;
-    assert!(is_down(&r, "timed out"), "{r:?}");
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let took = t.elapsed();
+    assert!(is_down(&r, "timed out after 300ms"), "{r:?}");
     let pid: u32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    // the grandchild sleep got SIGKILL with its group; wait for it to be reaped
+    // the grandchild got the signal with its group; wait for it to be reaped
     let gone = eventually(Duration::from_secs(3), || {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Err(_) => true,
@@ -676,8 +678,29 @@ async fn misc_timeout_kills_the_group() {
         }
     })
     .await;
-    assert!(gone, "sleep {pid} still running after the timeout");
+    assert!(gone, "{tag}: process {pid} still running after the timeout");
     let _ = std::fs::remove_dir_all(&dir);
+    took
+}
+
+#[tokio::test]
+async fn misc_timeout_terminates_the_group() {
+    let took = misc_past_timeout("term", "sleep 30 & echo $! > {pidfile}; wait").await;
+    // SIGTERM was enough: no grace period spent
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+}
+
+#[tokio::test]
+async fn misc_timeout_kills_a_group_ignoring_sigterm() {
+    // an ignored signal stays ignored in the children
+    let took =
+        misc_past_timeout("kill", "trap '' TERM; sleep 30 & echo $! > {pidfile}; wait").await;
+    // SIGKILL came after the grace period
+    assert!(
+        took >= Duration::from_millis(300) + rvs_health::probe::MISC_KILL_GRACE,
+        "{took:?}"
+    );
+    assert!(took < Duration::from_secs(4), "{took:?}");
 }
 
 #[tokio::test]
