@@ -290,15 +290,40 @@ async fn check_task(target: Target, shared: Arc<Shared>) {
             _ => None,
         };
         update_table(&shared, &target, &pol, reason.clone());
+        if let Some(why) = &reason
+            && changed.is_none()
+        {
+            if target.spec.common.log_all_failures {
+                tracing::info!(real = %target.addr, check = kind_name(&target.spec.kind), retries = pol.retries(), "check failed: {why}");
+            } else {
+                tracing::debug!(real = %target.addr, check = kind_name(&target.spec.kind), retries = pol.retries(), "check failed: {why}");
+            }
+        }
         if let Some(state) = changed {
             let ev = Event {
                 target: target.clone(),
                 state,
-                reason: reason.unwrap_or_else(|| "check succeeded".into()),
+                reason: reason
+                    .unwrap_or_else(|| format!("{} succeeded", kind_name(&target.spec.kind))),
             };
+            tracing::info!(real = %target.addr, check = kind_name(&target.spec.kind), state = ?ev.state, "{}", ev.reason);
             let s = shared.sink.lock().unwrap_or_else(|e| e.into_inner());
             s.send(ev);
         }
+    }
+}
+
+/// keepalived's name of the checker.
+pub fn kind_name(kind: &CheckKind) -> &'static str {
+    match kind {
+        CheckKind::Tcp => "TCP_CHECK",
+        CheckKind::Http(h) if h.tls => "SSL_GET",
+        CheckKind::Http(_) => "HTTP_GET",
+        CheckKind::Udp(_) => "UDP_CHECK",
+        CheckKind::Dns(_) => "DNS_CHECK",
+        CheckKind::Smtp(_) => "SMTP_CHECK",
+        CheckKind::Ping => "PING_CHECK",
+        CheckKind::Misc(_) => "MISC_CHECK",
     }
 }
 

@@ -86,9 +86,10 @@ async fn duplicates_are_one_check() {
     let snap = mon.snapshot();
     assert_eq!(snap.len(), 2, "{snap:?}");
     let (na, nb) = (seen.hits_of("/a"), seen.hits_of("/b"));
-    // about one probe per 100 ms each; three checks for /a would triple it
-    assert!((7..=13).contains(&na), "/a probed {na} times");
-    assert!((7..=13).contains(&nb), "/b probed {nb} times");
+    // about one probe per 100 ms each (10); three checks for /a would
+    // make it ~30; the low bound only allows for a loaded machine
+    assert!((3..=13).contains(&na), "/a probed {na} times");
+    assert!((3..=13).contains(&nb), "/b probed {nb} times");
     mon.stop();
 }
 
@@ -271,7 +272,7 @@ async fn probes_in_flight_never_exceed_the_bound() {
     assert_eq!(max_open, 4);
     // 4 at a time, 100 ms each: at most ~80 requests in 2 s, and no event
     // (every probe passes, just late)
-    assert!((40..=84).contains(&hits), "{hits} requests");
+    assert!((30..=84).contains(&hits), "{hits} requests");
     assert!(rx.try_recv().is_err());
     mon.stop();
 }

@@ -728,3 +728,43 @@ async fn misc_user() {
         assert!(is_down(&probe(NOWHERE, &s).await, "no user"));
     }
 }
+
+// ---------- IPv6 loopback ----------
+
+#[tokio::test]
+async fn ipv6_loopback_tcp_http_udp() {
+    let Ok(l) = TcpListener::bind("[::1]:0").await else {
+        println!("SKIPPED ipv6_loopback_tcp_http_udp: no ::1 here");
+        return;
+    };
+    // the TCP check's connection waits in this listener's queue, unserved
+    let tcp_only = l.local_addr().unwrap();
+    assert_eq!(
+        probe(tcp_only, &spec(CheckKind::Tcp, common(1000))).await,
+        ProbeResult::Up
+    );
+    let l = TcpListener::bind("[::1]:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let srv = tokio::spawn(async move {
+        let (mut s, peer) = l.accept().await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\nv6").await;
+        let _ = s.shutdown().await;
+        (peer, String::from_utf8_lossy(&buf[..n]).into_owned())
+    });
+    let mut u = url("/");
+    u.digest = Some(body_digest(b"v6"));
+    assert_eq!(probe(addr, &http_spec(vec![u])).await, ProbeResult::Up);
+    let (peer, req) = srv.await.unwrap();
+    assert!(peer.is_ipv6());
+    assert!(
+        req.contains(&format!("Host: [::1]:{}\r\n", addr.port())),
+        "{req}"
+    );
+    let s = UdpSocket::bind("[::1]:0").await.unwrap();
+    let uaddr = s.local_addr().unwrap();
+    drop(s);
+    let r = probe(uaddr, &spec(CheckKind::Udp(udp(b"x", None)), common(300))).await;
+    assert!(is_down(&r, "port unreachable"), "{r:?}");
+}
