@@ -402,3 +402,111 @@ fn dropping_the_monitor_stops_it_from_a_plain_thread() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_running_misc_check_kills_its_program() {
+    let dir = TmpDir::new("rm-running");
+    let pidfile = dir.0.join("pid");
+    let mut c = fast(60_000);
+    c.warmup = Some(Duration::from_millis(1));
+    let t = misc_target(
+        format!("sleep 30 & echo $! > {}; wait", pidfile.display()),
+        c,
+        false,
+    );
+    let (tx, _rx) = mpsc::channel();
+    let mon = Monitor::start(MonitorConfig::default(), tx).unwrap();
+    mon.set(vec![t]);
+    assert!(
+        eventually(Duration::from_secs(3), || pidfile.exists()
+            && std::fs::read_to_string(&pidfile)
+                .is_ok_and(|s| s.ends_with('\n')))
+        .await
+    );
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    mon.set(vec![]);
+    let gone = eventually(Duration::from_secs(3), || {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        }
+    })
+    .await;
+    assert!(gone, "the removed check's program {pid} still runs");
+    mon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_checks_spread_and_bounded() {
+    // one listener; 1000 distinct TCP checks (they differ in connect_timeout)
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let a2 = accepts.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            a2.lock().unwrap().push(Instant::now());
+            drop(s);
+        }
+    });
+    let (tx, rx) = mpsc::channel();
+    let mon = Monitor::start(MonitorConfig { max_concurrent: 16 }, tx).unwrap();
+    let n = 1000;
+    let targets: Vec<Target> = (0..n)
+        .map(|i| {
+            let mut c = fast(1000);
+            c.warmup = None;
+            c.connect_timeout = Duration::from_millis(2000 + i);
+            Target {
+                addr,
+                spec: spec(CheckKind::Tcp, c),
+            }
+        })
+        .collect();
+    let t0 = Instant::now();
+    mon.set(targets);
+    assert!(
+        eventually(Duration::from_secs(2), || mon.snapshot().len()
+            == n as usize)
+        .await
+    );
+    println!("set of {n} applied in {:?}", t0.elapsed());
+    let mut max_in_flight = 0;
+    let end = t0 + Duration::from_millis(1100);
+    while Instant::now() < end {
+        max_in_flight = max_in_flight.max(mon.probes_in_flight());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(2), || accepts.lock().unwrap().len()
+            >= n as usize)
+        .await
+    );
+    assert!(max_in_flight <= 16, "{max_in_flight} probes in flight");
+    let firsts: Vec<Duration> = accepts
+        .lock()
+        .unwrap()
+        .iter()
+        .take(n as usize)
+        .map(|t| t.duration_since(t0))
+        .collect();
+    let mut bins = [0usize; 10];
+    for f in &firsts {
+        bins[(f.as_millis() / 100).min(9) as usize] += 1;
+    }
+    println!("first probes per 100 ms: {bins:?}, at most {max_in_flight} in flight");
+    // uniform would be 100 a bin; all at once would be 1000 in the first
+    assert!(bins.iter().all(|&b| b <= 250), "{bins:?}");
+    assert_eq!(mon.snapshot().len(), n as usize);
+    assert!(rx.try_recv().is_err(), "a check changed state");
+    mon.stop();
+}

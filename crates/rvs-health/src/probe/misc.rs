@@ -59,6 +59,17 @@ fn kill_group(pid: u32, sig: i32) {
     }
 }
 
+/// SIGKILL to the child's process group when dropped while armed.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            kill_group(p, libc::SIGKILL);
+        }
+    }
+}
+
 /// MISC_CHECK: run `misc_path` with `/bin/sh -c`; the exit status decides
 /// ([`misc_exit_result`]); killed by a signal, or still running at the
 /// timeout (`misc_timeout`, else `delay_loop`; then SIGTERM to its
@@ -93,7 +104,15 @@ pub(crate) async fn misc_check(m: &MiscCheck, c: &Common) -> ProbeResult {
         Err(e) => return ProbeResult::Down(format!("MISC_CHECK {:?}: spawn: {e}", m.path)),
     };
     let pid = child.id();
-    match tokio::time::timeout(limit, child.wait()).await {
+    // a probe dropped mid-run (its check removed, the monitor stopped)
+    // takes the program's whole group with it
+    let mut guard = GroupGuard(pid);
+    let res = tokio::time::timeout(limit, child.wait()).await;
+    if res.is_ok() {
+        // reaped: its pid no longer names a group of ours
+        guard.0 = None;
+    }
+    match res {
         Ok(Ok(status)) => match status.code() {
             Some(code) => match misc_exit_result(code, m.dynamic) {
                 ProbeResult::Down(why) => {
@@ -121,6 +140,7 @@ pub(crate) async fn misc_check(m: &MiscCheck, c: &Common) -> ProbeResult {
             } else {
                 let _ = child.kill().await;
             }
+            guard.0 = None;
             ProbeResult::Down(format!(
                 "MISC_CHECK {:?}: timed out after {limit:?}",
                 m.path
