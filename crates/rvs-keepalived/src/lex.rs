@@ -33,7 +33,7 @@ const MAX_EXPANSION_DEPTH: u32 = 16;
 /// Largest text one substitution may produce.
 const MAX_EXPANDED_LEN: usize = 1 << 20;
 /// Most lines in all (expansion bombs).
-const MAX_LINES: usize = 4_000_000;
+const MAX_LINES: usize = 1_000_000;
 
 const INCLUDES: [&str; 6] = [
     "include", "includer", "includem", "includew", "includeb", "includea",
@@ -46,6 +46,8 @@ pub(crate) struct Lexer<'a> {
     /// Files being read (canonical), for cycles.
     stack: Vec<PathBuf>,
     out: Vec<Line>,
+    /// Lines processed so far (expansion included), against [`MAX_LINES`].
+    work: usize,
     too_many: bool,
 }
 
@@ -64,6 +66,7 @@ impl<'a> Lexer<'a> {
             defs: HashMap::new(),
             stack: Vec::new(),
             out: Vec::new(),
+            work: 0,
             too_many: false,
         }
     }
@@ -122,6 +125,18 @@ impl<'a> Lexer<'a> {
         while i < lines.len() {
             let (n, ref raw) = lines[i];
             i += 1;
+            self.work += 1;
+            if self.work > MAX_LINES {
+                if !self.too_many {
+                    self.too_many = true;
+                    self.sink.err(
+                        &src.file,
+                        n,
+                        "configuration too large (more than a million lines, substitution included)",
+                    );
+                }
+                return;
+            }
             let t = raw.trim();
             if t.is_empty() {
                 continue;
@@ -218,14 +233,6 @@ impl<'a> Lexer<'a> {
             }
             match tokenize(t) {
                 Ok(toks) => {
-                    if self.out.len() >= MAX_LINES {
-                        if !self.too_many {
-                            self.too_many = true;
-                            self.sink
-                                .err(&src.file, n, "configuration too large (lines)");
-                        }
-                        continue;
-                    }
                     self.out.push(Line {
                         file: src.file.clone(),
                         line: n,

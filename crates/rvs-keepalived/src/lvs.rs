@@ -168,7 +168,7 @@ fn group(b: &Block, sink: &mut Sink) -> Option<VirtualServerGroup> {
             Err(why) => sink.err_at(m, format!("virtual_server_group {name}: {why}")),
         }
     }
-    if members.is_empty() {
+    if b.children().is_empty() {
         sink.err_at(b, format!("virtual_server_group {name}: has no entries"));
     }
     let v4 = members.iter().any(|m| match m {
