@@ -34,6 +34,8 @@ const MAX_EXPANSION_DEPTH: u32 = 16;
 const MAX_EXPANDED_LEN: usize = 1 << 20;
 /// Most lines in all (expansion bombs).
 const MAX_LINES: usize = 1_000_000;
+/// Most bytes in all.
+const MAX_BYTES: usize = 64 << 20;
 
 const INCLUDES: [&str; 6] = [
     "include", "includer", "includem", "includew", "includeb", "includea",
@@ -48,6 +50,8 @@ pub(crate) struct Lexer<'a> {
     out: Vec<Line>,
     /// Lines processed so far (expansion included), against [`MAX_LINES`].
     work: usize,
+    /// Bytes processed so far, against [`MAX_BYTES`].
+    bytes: usize,
     too_many: bool,
 }
 
@@ -67,6 +71,7 @@ impl<'a> Lexer<'a> {
             stack: Vec::new(),
             out: Vec::new(),
             work: 0,
+            bytes: 0,
             too_many: false,
         }
     }
@@ -126,13 +131,14 @@ impl<'a> Lexer<'a> {
             let (n, ref raw) = lines[i];
             i += 1;
             self.work += 1;
-            if self.work > MAX_LINES {
+            self.bytes += raw.len();
+            if self.work > MAX_LINES || self.bytes > MAX_BYTES {
                 if !self.too_many {
                     self.too_many = true;
                     self.sink.err(
                         &src.file,
                         n,
-                        "configuration too large (more than a million lines, substitution included)",
+                        "configuration too large (more than a million lines or 64 MiB, substitution included)",
                     );
                 }
                 return;
