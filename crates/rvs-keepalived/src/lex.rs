@@ -229,6 +229,16 @@ impl<'a> Lexer<'a> {
                 }
                 Ok(None) => {}
             }
+            if INCLUDES.contains(&t.split_whitespace().next().unwrap_or("")) {
+                // keepalived finds includes before conditionals and
+                // substitution, so it does not follow this one either.
+                self.sink.err(
+                    &src.file,
+                    n,
+                    "include after an '@' prefix or from a parameter is not followed (as in keepalived): write it on a line of its own",
+                );
+                continue;
+            }
             if t.starts_with("~SEQ") || t.starts_with("~LST") {
                 self.sink.err(
                     &src.file,

@@ -143,6 +143,13 @@ pub struct Config {
     pub other: Vec<Block>,
 }
 
+impl Config {
+    /// The virtual server group of this name.
+    pub fn group(&self, name: &str) -> Option<&VirtualServerGroup> {
+        self.virtual_server_groups.iter().find(|g| g.name == name)
+    }
+}
+
 /// A keyword, its arguments and its sub-block, as written (after include,
 /// conditionals and substitution), with where it was written.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -179,3 +179,21 @@ fn absolute_includes_work_from_text() {
     let l = parse_str("t.conf", &format!("include {}\n", p.display())).unwrap();
     assert_eq!(l.config.vrrp_scripts.len(), 1);
 }
+
+#[test]
+fn an_include_behind_a_conditional_or_parameter_is_an_error_not_ignored() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "x.conf",
+        "vrrp_script s {\n script /bin/true\n}\n",
+    );
+    write(
+        d.path(),
+        "main.conf",
+        "@^nobody include x.conf\n$INC=include x.conf\n$INC\n",
+    );
+    let e = load(&d.path().join("main.conf")).unwrap_err();
+    assert_eq!(e.0.iter().map(|d| d.line).collect::<Vec<_>>(), vec![1, 3]);
+    assert!(e.0[0].message.contains("is not followed"), "{e}");
+}

@@ -1238,3 +1238,29 @@ fn relative_includes_need_a_file() {
         "{e:?}"
     );
 }
+
+#[test]
+fn require_reply_wildcards_are_warned_and_relaxed() {
+    let l = ok(
+        "virtual_server 10.0.0.1 53 {\n protocol UDP\n real_server 10.0.1.1 53 {\n  UDP_CHECK {\n   require_reply 01xX\n  }\n }\n}\n",
+    );
+    let CheckKind::Udp(u) = &l.config.virtual_servers[0].real_servers[0].checks[0].kind else {
+        panic!()
+    };
+    assert_eq!(u.require_reply, Some(vec![]));
+    assert!(
+        l.warnings[0]
+            .to_string()
+            .starts_with("t.conf:5: require_reply: X wildcard")
+    );
+}
+
+#[test]
+fn groups_are_found_by_name() {
+    let l = ok("virtual_server_group A {\n 10.0.0.1 80\n}\nvirtual_server group A {\n}\n");
+    let VsKey::Group(n) = &l.config.virtual_servers[0].key else {
+        panic!()
+    };
+    assert_eq!(l.config.group(n).unwrap().line, 1);
+    assert!(l.config.group("B").is_none());
+}
