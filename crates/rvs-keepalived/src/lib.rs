@@ -575,9 +575,23 @@ pub fn parse_str_with(name: &str, text: &str, opts: &Options) -> Result<Loaded, 
 }
 
 fn finish(lx: lex::Lexer<'_>) -> Result<Loaded, Errors> {
+    let files = lx.files().to_vec();
     let (lines, mut sink) = lx.into_parts();
     let blocks = tree::build(lines, &mut sink);
     let config = lvs::config(&blocks, &mut sink);
+    // File order (as read), then line; stable, so same-line messages keep
+    // the order they were found in.
+    let rank = |d: &Diag| {
+        (
+            files
+                .iter()
+                .position(|f| *f == d.file)
+                .unwrap_or(usize::MAX),
+            d.line,
+        )
+    };
+    sink.errors.sort_by_key(rank);
+    sink.warnings.sort_by_key(rank);
     if sink.errors.is_empty() {
         Ok(Loaded {
             config,

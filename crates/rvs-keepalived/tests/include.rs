@@ -197,3 +197,33 @@ fn an_include_behind_a_conditional_or_parameter_is_an_error_not_ignored() {
     assert_eq!(e.0.iter().map(|d| d.line).collect::<Vec<_>>(), vec![1, 3]);
     assert!(e.0[0].message.contains("is not followed"), "{e}");
 }
+
+#[test]
+fn brace_expressions_in_include() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "main.conf",
+        "include {a,sub/{b,c}}.conf\ninclude \"sp ace.conf\"\n",
+    );
+    for (f, name) in [
+        ("a.conf", "A"),
+        ("sub/b.conf", "B"),
+        ("sub/c.conf", "C"),
+        ("sp ace.conf", "D"),
+    ] {
+        write(
+            d.path(),
+            f,
+            &format!("vrrp_script {name} {{\n script /bin/true\n}}\n"),
+        );
+    }
+    let l = load(&d.path().join("main.conf")).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = l
+        .config
+        .vrrp_scripts
+        .iter()
+        .filter_map(|b| b.name())
+        .collect();
+    assert_eq!(names, vec!["A", "B", "C", "D"]);
+}
