@@ -1298,3 +1298,31 @@ fn messages_come_in_file_order() {
     .unwrap_err();
     assert_eq!(e.0.iter().map(|d| d.line).collect::<Vec<_>>(), vec![2, 5]);
 }
+
+#[test]
+fn keys_methods_and_protocols_display_as_keepalived_writes_them() {
+    let k = |t: &str| {
+        vs(&format!("{t} {{\n persistence_timeout\n}}\n"))
+            .key
+            .to_string()
+    };
+    assert_eq!(k("virtual_server 10.0.0.1 80"), "10.0.0.1:80");
+    assert_eq!(k("virtual_server 2001:db8::1 80"), "[2001:db8::1]:80");
+    assert_eq!(k("virtual_server 10.0.0.1"), "10.0.0.1");
+    assert_eq!(k("virtual_server fwmark 9"), "fwmark 9");
+    for m in [
+        "NAT",
+        "DR",
+        "TUN",
+        "TUN type gue port 6080 csum",
+        "TUN type gre remcsum",
+        "TUN type gre",
+    ] {
+        let text = format!("virtual_server 10.0.0.1 80 {{\n lb_kind {m}\n}}\n");
+        match parse_str("t.conf", &text) {
+            Ok(l) => assert_eq!(l.config.virtual_servers[0].method.to_string(), m),
+            Err(e) => assert_eq!(m, "TUN type gre remcsum", "{e}"),
+        }
+    }
+    assert_eq!(Protocol::Sctp.to_string(), "SCTP");
+}
