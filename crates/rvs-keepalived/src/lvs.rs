@@ -752,6 +752,7 @@ fn virtual_server(
             _ if check::CHECKERS.contains(&k) => {
                 sink.err_at(c, format!("{k}: checkers go inside a real_server"))
             }
+            "nat_mask" => sink.warn_at(c, "nat_mask: obsolete keepalived 1.x keyword (ignored)"),
             _ => sink.warn_at(
                 c,
                 format!("virtual_server: unknown keyword '{k}' (ignored)"),

@@ -1326,3 +1326,15 @@ fn keys_methods_and_protocols_display_as_keepalived_writes_them() {
     }
     assert_eq!(Protocol::Sctp.to_string(), "SCTP");
 }
+
+#[test]
+fn keepalived_1x_names() {
+    let l = ok(
+        "global_defs {\n lvs_id OLD\n}\nvirtual_server 10.0.0.1 80 {\n nat_mask 255.255.255.0\n}\n",
+    );
+    assert_eq!(l.config.global.router_id.as_deref(), Some("OLD"));
+    assert_eq!(
+        l.warnings[0].to_string(),
+        "t.conf:5: nat_mask: obsolete keepalived 1.x keyword (ignored)"
+    );
+}
