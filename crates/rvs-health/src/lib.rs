@@ -2,7 +2,7 @@
 //!
 //! - [`spec`]: what to check, as keepalived.conf says it (plain data; the
 //!   keepalived parser produces it, the checkers consume it).
-//! - [`probe`]: one async probe per checker kind (TCP_CHECK, HTTP_GET,
+//! - [`probe`](mod@probe): one async probe per checker kind (TCP_CHECK, HTTP_GET,
 //!   SSL_GET, UDP_CHECK, DNS_CHECK, SMTP_CHECK, PING_CHECK, MISC_CHECK),
 //!   each giving a [`ProbeResult`].
 //! - [`policy`]: keepalived's per-check state machine (retry,

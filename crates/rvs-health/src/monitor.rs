@@ -24,7 +24,7 @@ use tokio::task::JoinHandle as TaskHandle;
 
 use crate::policy::{self, Policy, PolicyParams, ProbeResult, State};
 use crate::probe;
-use crate::spec::CheckSpec;
+use crate::spec::{CheckKind, CheckSpec};
 
 /// One check: a checker of a real server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -270,29 +270,60 @@ async fn check_task(target: Target, shared: Arc<Shared>) {
     update_table(&shared, &target, &pol, None);
     loop {
         tokio::time::sleep_until(tokio::time::Instant::from_std(pol.next_probe())).await;
-        let result = {
+        let (started, result) = {
             let Ok(_permit) = shared.sem.acquire().await else {
                 return;
             };
             let _g = InFlight::enter(&shared.in_flight);
-            probe::probe(target.addr, &target.spec).await
+            let started = tokio::time::Instant::now().into_std();
+            (started, probe::probe(target.addr, &target.spec).await)
         };
-        let now = tokio::time::Instant::now().into_std();
-        let changed = pol.on_result(now, &result);
+        // keepalived times MISC_CHECK's next run from the last start, the
+        // network checks from the end of the probe
+        let at = match target.spec.kind {
+            CheckKind::Misc(_) => started,
+            _ => tokio::time::Instant::now().into_std(),
+        };
+        let changed = pol.on_result(at, &result);
         let reason = match &result {
             ProbeResult::Down(r) => Some(r.clone()),
             _ => None,
         };
         update_table(&shared, &target, &pol, reason.clone());
+        if let Some(why) = &reason
+            && changed.is_none()
+        {
+            if target.spec.common.log_all_failures {
+                tracing::info!(real = %target.addr, check = kind_name(&target.spec.kind), retries = pol.retries(), "check failed: {why}");
+            } else {
+                tracing::debug!(real = %target.addr, check = kind_name(&target.spec.kind), retries = pol.retries(), "check failed: {why}");
+            }
+        }
         if let Some(state) = changed {
             let ev = Event {
                 target: target.clone(),
                 state,
-                reason: reason.unwrap_or_else(|| "check succeeded".into()),
+                reason: reason
+                    .unwrap_or_else(|| format!("{} succeeded", kind_name(&target.spec.kind))),
             };
+            tracing::info!(real = %target.addr, check = kind_name(&target.spec.kind), state = ?ev.state, "{}", ev.reason);
             let s = shared.sink.lock().unwrap_or_else(|e| e.into_inner());
             s.send(ev);
         }
+    }
+}
+
+/// keepalived's name of the checker.
+pub fn kind_name(kind: &CheckKind) -> &'static str {
+    match kind {
+        CheckKind::Tcp => "TCP_CHECK",
+        CheckKind::Http(h) if h.tls => "SSL_GET",
+        CheckKind::Http(_) => "HTTP_GET",
+        CheckKind::Udp(_) => "UDP_CHECK",
+        CheckKind::Dns(_) => "DNS_CHECK",
+        CheckKind::Smtp(_) => "SMTP_CHECK",
+        CheckKind::Ping => "PING_CHECK",
+        CheckKind::Misc(_) => "MISC_CHECK",
     }
 }
 

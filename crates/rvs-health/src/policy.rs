@@ -2,19 +2,22 @@
 //! state machine, with no I/O and no clock of its own (the caller passes
 //! `now`), so it is tested with made-up instants.
 //!
-//! The rules (keepalived 2.x `check_tcp.c` / `check_http.c` epilogues,
-//! `check_api.c` `register_checker_thread`):
+//! The rules are keepalived 2.x's (`check_tcp.c`, `check_udp.c`,
+//! `check_ping.c`, `check_misc.c` epilogues; `check_http.c` for HTTP_GET
+//! and SSL_GET; `check_api.c` for the first probe):
 //! - the check starts [`State::Up`], or [`State::Down`] with `alpha`;
 //! - the first probe is at `now + first_delay` ([`first_delay`]: a random
 //!   part of `warmup`, else a per-target offset within `delay_loop`);
-//! - a failed probe is retried `retry` times, `delay_before_retry` apart;
-//!   when the last retry fails too the check is declared down (if it was
-//!   up, or had never reported), and the next probe is `delay_loop` later;
-//! - a success declares the check up (if it was down, or had never
-//!   reported), resets the retry count, and the next probe is
-//!   `delay_loop` later;
-//! - `fast_recovery` (HTTP_GET / SSL_GET): while down, probe every
-//!   `delay_before_retry` instead of every `delay_loop`;
+//! - a success declares the check up (or up with a new weight), resets
+//!   the retry count; next probe `delay_loop` later;
+//! - a failure while up is retried `retry` times, `delay_before_retry`
+//!   apart; when the last retry fails too the check is declared down;
+//! - a failure while down is not retried (keepalived: "do not retry if
+//!   server is already known as dead"); next probe `delay_loop` later;
+//! - HTTP_GET / SSL_GET while down: next probe after the longer of
+//!   `delay_before_retry` and `delay_loop` once a failure was declared, or
+//!   `delay_before_retry` while down without a declared failure (`alpha`
+//!   at start); with `fast_recovery`, always `delay_before_retry`;
 //! - MISC_CHECK with `misc_dynamic`: a success may carry a weight
 //!   ([`ProbeResult::UpWeight`]); a new weight while up is a transition
 //!   too.
@@ -80,6 +83,8 @@ pub struct PolicyParams {
     pub delay_before_retry: Duration,
     /// Start down (needs a success to come up).
     pub alpha: bool,
+    /// HTTP_GET / SSL_GET (their down-state timing differs).
+    pub http: bool,
     /// While down, probe every `delay_before_retry` (HTTP_GET/SSL_GET).
     pub fast_recovery: bool,
 }
@@ -93,6 +98,7 @@ impl PolicyParams {
             retry: c.retry,
             delay_before_retry: c.delay_before_retry,
             alpha: c.alpha,
+            http: matches!(&spec.kind, CheckKind::Http(_)),
             fast_recovery: matches!(&spec.kind, CheckKind::Http(h) if h.fast_recovery),
         }
     }
@@ -126,6 +132,8 @@ pub struct Policy {
     state: State,
     has_run: bool,
     retry_it: u32,
+    /// Down because a failure was declared (not just `alpha`).
+    failed: bool,
     next: Instant,
 }
 
@@ -137,6 +145,7 @@ impl Policy {
             state: if params.alpha { State::Down } else { State::Up },
             has_run: false,
             retry_it: 0,
+            failed: false,
             next: now + first_delay,
         }
     }
@@ -156,8 +165,8 @@ impl Policy {
         self.retry_it
     }
 
-    /// Whether a probe result was ever declared (a success, or a failure
-    /// after its retries).
+    /// Whether a probe has finished (before that, the state is the
+    /// initial one).
     pub fn has_run(&self) -> bool {
         self.has_run
     }
@@ -166,30 +175,40 @@ impl Policy {
     /// next probe and returns the new state if it changed.
     pub fn on_result(&mut self, now: Instant, result: &ProbeResult) -> Option<State> {
         let p = self.params;
-        let success = result.is_up();
-        let mut changed = None;
-        let delay;
-        if success || self.retry_it >= p.retry {
-            self.retry_it = 0;
-            let new = match result {
-                ProbeResult::Up => State::Up,
-                ProbeResult::UpWeight(w) => State::UpWeight(*w),
-                ProbeResult::Down(_) => State::Down,
-            };
-            if new != self.state {
-                self.state = new;
-                changed = Some(new);
+        let was_up = self.state.is_up();
+        let mut delay = p.delay_loop;
+        let new = match result {
+            ProbeResult::Up => Some(State::Up),
+            ProbeResult::UpWeight(w) => Some(State::UpWeight(*w)),
+            ProbeResult::Down(_) if was_up && self.retry_it < p.retry => {
+                self.retry_it += 1;
+                delay = p.delay_before_retry;
+                None
             }
-            self.has_run = true;
-            delay = if p.fast_recovery && !self.state.is_up() {
-                p.delay_before_retry
-            } else {
-                p.delay_loop
-            };
-        } else {
-            self.retry_it += 1;
-            delay = p.delay_before_retry;
-        }
+            ProbeResult::Down(_) => Some(State::Down),
+        };
+        self.has_run = true;
+        let changed = match new {
+            Some(new) => {
+                self.retry_it = 0;
+                if new.is_up() {
+                    self.failed = false;
+                } else if was_up {
+                    self.failed = true;
+                }
+                if !new.is_up() && p.http {
+                    delay = if self.failed && !p.fast_recovery {
+                        p.delay_before_retry.max(p.delay_loop)
+                    } else {
+                        p.delay_before_retry
+                    };
+                }
+                let changed = (new != self.state).then_some(new);
+                self.state = new;
+                changed
+            }
+            None => None,
+        };
         self.next = now + delay;
         changed
     }
@@ -205,7 +224,16 @@ mod tests {
             retry,
             delay_before_retry: Duration::from_secs(3),
             alpha,
+            http: false,
             fast_recovery: false,
+        }
+    }
+
+    fn http_params(retry: u32, alpha: bool, fast_recovery: bool) -> PolicyParams {
+        PolicyParams {
+            http: true,
+            fast_recovery,
+            ..params(retry, alpha)
         }
     }
 
@@ -236,11 +264,14 @@ mod tests {
     }
 
     #[test]
-    fn alpha_first_failure_reports_nothing_new() {
+    fn alpha_failures_are_not_retried() {
         let t0 = Instant::now();
-        let mut p = Policy::new(params(0, true), t0, s(0));
+        let mut p = Policy::new(params(3, true), t0, s(0));
+        assert!(!p.has_run());
         assert_eq!(p.on_result(t0, &fail()), None);
         assert_eq!(p.state(), State::Down);
+        assert_eq!(p.retries(), 0);
+        assert_eq!(p.next_probe(), t0 + s(60));
         assert!(p.has_run());
     }
 
@@ -260,13 +291,14 @@ mod tests {
         assert_eq!(p.on_result(t0 + s(9), &fail()), Some(State::Down));
         assert_eq!(p.next_probe(), t0 + s(69));
         assert_eq!(p.retries(), 0);
-        // still failing: retried again, no new transition
+        // still failing: known dead, so not retried, every delay_loop
         assert_eq!(p.on_result(t0 + s(70), &fail()), None);
-        assert_eq!(p.next_probe(), t0 + s(73));
-        assert_eq!(p.on_result(t0 + s(74), &fail()), None);
-        assert_eq!(p.on_result(t0 + s(78), &fail()), None);
+        assert_eq!(p.next_probe(), t0 + s(130));
+        assert_eq!(p.retries(), 0);
         assert_eq!(p.state(), State::Down);
-        assert_eq!(p.on_result(t0 + s(140), &ProbeResult::Up), Some(State::Up));
+        // one success brings it up
+        assert_eq!(p.on_result(t0 + s(131), &ProbeResult::Up), Some(State::Up));
+        assert_eq!(p.next_probe(), t0 + s(191));
     }
 
     #[test]
@@ -293,17 +325,81 @@ mod tests {
     }
 
     #[test]
+    fn http_down_waits_the_longer_of_delay_loop_and_delay_before_retry() {
+        let t0 = Instant::now();
+        let mut p = Policy::new(http_params(1, false, false), t0, s(0));
+        assert_eq!(p.on_result(t0, &fail()), None);
+        assert_eq!(p.next_probe(), t0 + s(3));
+        assert_eq!(p.on_result(t0 + s(3), &fail()), Some(State::Down));
+        assert_eq!(p.next_probe(), t0 + s(63));
+        assert_eq!(p.on_result(t0 + s(63), &fail()), None);
+        assert_eq!(p.next_probe(), t0 + s(123));
+        // delay_before_retry longer than delay_loop
+        let mut pp = http_params(0, false, false);
+        pp.delay_before_retry = s(90);
+        let mut p = Policy::new(pp, t0, s(0));
+        assert_eq!(p.on_result(t0, &fail()), Some(State::Down));
+        assert_eq!(p.next_probe(), t0 + s(90));
+    }
+
+    #[test]
+    fn http_alpha_down_probes_at_delay_before_retry() {
+        let t0 = Instant::now();
+        let mut p = Policy::new(http_params(1, true, false), t0, s(0));
+        assert_eq!(p.on_result(t0, &fail()), None);
+        assert_eq!(p.next_probe(), t0 + s(3));
+        assert_eq!(p.on_result(t0 + s(3), &fail()), None);
+        assert_eq!(p.next_probe(), t0 + s(6));
+        assert_eq!(p.on_result(t0 + s(6), &ProbeResult::Up), Some(State::Up));
+        assert_eq!(p.next_probe(), t0 + s(66));
+    }
+
+    #[test]
     fn fast_recovery_probes_down_check_at_delay_before_retry() {
         let t0 = Instant::now();
-        let mut pp = params(0, false);
-        pp.fast_recovery = true;
-        let mut p = Policy::new(pp, t0, s(0));
+        let mut p = Policy::new(http_params(0, false, true), t0, s(0));
         assert_eq!(p.on_result(t0, &fail()), Some(State::Down));
         assert_eq!(p.next_probe(), t0 + s(3));
         assert_eq!(p.on_result(t0 + s(3), &fail()), None);
         assert_eq!(p.next_probe(), t0 + s(6));
         assert_eq!(p.on_result(t0 + s(6), &ProbeResult::Up), Some(State::Up));
         assert_eq!(p.next_probe(), t0 + s(66));
+        // fast_recovery only matters for HTTP; a TCP check ignores it
+        let mut pp = params(0, false);
+        pp.fast_recovery = true;
+        let mut p = Policy::new(pp, t0, s(0));
+        assert_eq!(p.on_result(t0, &fail()), Some(State::Down));
+        assert_eq!(p.next_probe(), t0 + s(60));
+    }
+
+    #[test]
+    fn params_from_spec() {
+        use crate::spec::{HttpCheck, HttpProtocol};
+        let mut spec = CheckSpec {
+            kind: CheckKind::Tcp,
+            common: Common {
+                retry: 4,
+                alpha: true,
+                ..Common::default()
+            },
+        };
+        let p = PolicyParams::from_spec(&spec);
+        assert_eq!(
+            (p.retry, p.alpha, p.http, p.fast_recovery),
+            (4, true, false, false)
+        );
+        assert_eq!(p.delay_loop, s(60));
+        spec.kind = CheckKind::Http(HttpCheck {
+            tls: true,
+            urls: vec![],
+            virtualhost: None,
+            protocol: HttpProtocol::Http10,
+            enable_sni: false,
+            sni_name: None,
+            fast_recovery: true,
+        });
+        let p = PolicyParams::from_spec(&spec);
+        assert!(p.http && p.fast_recovery);
     }
 
     #[test]

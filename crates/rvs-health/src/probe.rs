@@ -4,7 +4,7 @@
 //! Every probe is bounded in time: the network ones by `connect_timeout`
 //! (HTTP: per url, connect and whole response; SMTP: the whole dialogue),
 //! MISC_CHECK by `misc_timeout` (else `delay_loop`), after which the
-//! program's process group is killed.
+//! program's process group gets SIGTERM, then SIGKILL.
 //!
 //! Source binding (`bindto`, `bind_port`, `bind_if`) and `fwmark`
 //! (SO_MARK) are applied to every probe socket.
@@ -26,7 +26,7 @@ mod misc;
 mod ping;
 
 pub use http::body_digest;
-pub use misc::misc_exit_result;
+pub use misc::{MISC_KILL_GRACE, misc_exit_result};
 pub use ping::{PingSocket, ping};
 
 /// Largest HTTP response read (headers and body); a longer one fails.
@@ -50,7 +50,9 @@ pub fn max_duration(spec: &CheckSpec) -> Duration {
             spec.common.connect_timeout * u32::try_from(h.urls.len().max(1)).unwrap_or(u32::MAX)
                 + margin
         }
-        CheckKind::Misc(m) => m.timeout.unwrap_or(spec.common.delay_loop) + margin,
+        CheckKind::Misc(m) => {
+            m.timeout.unwrap_or(spec.common.delay_loop) + misc::MISC_KILL_GRACE + margin
+        }
         _ => spec.common.connect_timeout + margin,
     }
 }
@@ -188,13 +190,45 @@ async fn udp_connect(to: SocketAddr, c: &Common) -> Result<UdpSocket, String> {
     Ok(u)
 }
 
+/// keepalived's reply length bounds when the file gives none.
+pub const UDP_DEFAULT_REPLY_LENGTH: (u32, u32) = (0, 255);
+
+/// Whether a UDP reply satisfies `require_reply` (keepalived
+/// `check_udp_reply`): its length within `min_reply_length ..=
+/// max_reply_length` (default 0..=255), and its first bytes, as many as
+/// both it and `require_reply` have, equal to `require_reply` except
+/// where `require_reply_mask` has bits set.
+pub fn udp_reply_ok(u: &UdpCheck, reply: &[u8]) -> Result<(), String> {
+    let len = u32::try_from(reply.len()).unwrap_or(u32::MAX);
+    let min = u.min_reply_length.unwrap_or(UDP_DEFAULT_REPLY_LENGTH.0);
+    let max = u.max_reply_length.unwrap_or(UDP_DEFAULT_REPLY_LENGTH.1);
+    if len < min {
+        return Err(format!("reply of {len} bytes, shorter than {min}"));
+    }
+    if len > max {
+        return Err(format!("reply of {len} bytes, longer than {max}"));
+    }
+    let want = u.require_reply.as_deref().unwrap_or(&[]);
+    for (i, (&got, &w)) in reply.iter().zip(want).enumerate() {
+        let ignore = u
+            .require_reply_mask
+            .as_ref()
+            .and_then(|m| m.get(i))
+            .copied()
+            .unwrap_or(0);
+        if (got ^ w) & !ignore != 0 {
+            return Err(format!("reply does not match require_reply at byte {i}"));
+        }
+    }
+    Ok(())
+}
+
 /// UDP_CHECK: send `payload` as one datagram.
 ///
 /// Without `require_reply`, the check fails only on an ICMP unreachable
 /// (ECONNREFUSED on the connected socket) within `connect_timeout`; a
 /// reply, or silence, passes. With it, a reply must arrive within
-/// `connect_timeout`, of a length within `min_reply_length` /
-/// `max_reply_length`, and beginning with the `require_reply` bytes.
+/// `connect_timeout` and pass [`udp_reply_ok`].
 pub async fn udp_check(to: SocketAddr, c: &Common, u: &UdpCheck) -> ProbeResult {
     let sock = match udp_connect(to, c).await {
         Ok(s) => s,
@@ -215,22 +249,10 @@ pub async fn udp_check(to: SocketAddr, c: &Common, u: &UdpCheck) -> ProbeResult 
             ProbeResult::Down(format!("{to}: no reply within {:?}", c.connect_timeout))
         }
         (Ok(Ok(_)), None) => ProbeResult::Up,
-        (Ok(Ok(n)), Some(want)) => {
-            let reply = &buf[..n];
-            let len = u32::try_from(n).unwrap_or(u32::MAX);
-            if u.min_reply_length.is_some_and(|m| len < m) {
-                return ProbeResult::Down(format!(
-                    "{to}: reply of {n} bytes, shorter than required"
-                ));
-            }
-            if u.max_reply_length.is_some_and(|m| len > m) {
-                return ProbeResult::Down(format!("{to}: reply of {n} bytes, longer than allowed"));
-            }
-            if !reply.starts_with(want) {
-                return ProbeResult::Down(format!("{to}: reply does not match require_reply"));
-            }
-            ProbeResult::Up
-        }
+        (Ok(Ok(n)), Some(_)) => match udp_reply_ok(u, &buf[..n]) {
+            Ok(()) => ProbeResult::Up,
+            Err(e) => ProbeResult::Down(format!("{to}: {e}")),
+        },
     }
 }
 
@@ -394,5 +416,137 @@ pub async fn smtp_check(to: SocketAddr, c: &Common, s: &SmtpCheck) -> ProbeResul
             "SMTP {to}: no complete dialogue within {:?}",
             c.connect_timeout
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::DnsType;
+
+    #[test]
+    fn socket_options_are_applied() {
+        let c = Common {
+            fwmark: Some(0x2a),
+            bind_if: Some("lo".into()),
+            bindto: Some("127.0.0.2".parse().unwrap()),
+            ..Common::default()
+        };
+        let to: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        match probe_socket(to, Type::STREAM, Some(Protocol::TCP), &c) {
+            Ok(s) => {
+                assert_eq!(s.mark().unwrap(), 0x2a);
+                assert_eq!(s.device().unwrap().as_deref(), Some(&b"lo"[..]));
+                let local = s.local_addr().unwrap().as_socket().unwrap();
+                assert_eq!(local.ip(), "127.0.0.2".parse::<IpAddr>().unwrap());
+            }
+            // SO_MARK and SO_BINDTODEVICE need CAP_NET_ADMIN / CAP_NET_RAW
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                println!("SKIPPED socket_options_are_applied: not privileged ({e})");
+            }
+            Err(e) => panic!("{e}"),
+        }
+        // a family mismatch is refused
+        let c = Common {
+            bindto: Some("::1".parse().unwrap()),
+            ..Common::default()
+        };
+        assert!(probe_socket(to, Type::STREAM, None, &c).is_err());
+    }
+
+    #[test]
+    fn udp_reply_rules() {
+        let mut u = UdpCheck {
+            require_reply: Some(b"abcd".to_vec()),
+            ..UdpCheck::default()
+        };
+        assert!(udp_reply_ok(&u, b"abcdef").is_ok());
+        // only as many bytes as the reply has are compared (keepalived)
+        assert!(udp_reply_ok(&u, b"ab").is_ok());
+        assert!(udp_reply_ok(&u, b"").is_ok());
+        assert!(udp_reply_ok(&u, b"abXd").is_err());
+        u.require_reply_mask = Some(vec![0, 0, 0xff, 0]);
+        assert!(udp_reply_ok(&u, b"abXd").is_ok());
+        u.require_reply_mask = Some(vec![0, 0, 0x0f, 0]);
+        assert!(udp_reply_ok(&u, b"abbd").is_ok()); // 'b' = 0x62, 'c' = 0x63
+        assert!(udp_reply_ok(&u, b"abSd").is_err()); // 'S' = 0x53
+        u.min_reply_length = Some(3);
+        assert!(udp_reply_ok(&u, b"ab").unwrap_err().contains("shorter"));
+        assert!(
+            udp_reply_ok(&u, &[b'a'; 256])
+                .unwrap_err()
+                .contains("longer than 255")
+        );
+        u.max_reply_length = Some(1000);
+        u.require_reply = Some(vec![]);
+        assert!(udp_reply_ok(&u, &[b'a'; 256]).is_ok());
+    }
+
+    #[test]
+    fn probe_addr_overrides() {
+        let mut c = Common::default();
+        let a: SocketAddr = "10.1.1.1:80".parse().unwrap();
+        assert_eq!(probe_addr(a, &c), a);
+        c.connect_port = Some(8080);
+        assert_eq!(probe_addr(a, &c), "10.1.1.1:8080".parse().unwrap());
+        c.connect_ip = Some("10.2.2.2".parse().unwrap());
+        assert_eq!(probe_addr(a, &c), "10.2.2.2:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn dns_query_bytes() {
+        let q = dns_query(
+            0xbeef,
+            &DnsCheck {
+                qtype: DnsType::Mx,
+                name: "a.bc".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            q,
+            [
+                0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 2, b'b', b'c', 0, 0, 15,
+                0, 1
+            ]
+        );
+        let root = dns_query(
+            1,
+            &DnsCheck {
+                qtype: DnsType::Soa,
+                name: ".".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(&root[12..], &[0, 0, 6, 0, 1]);
+        assert!(
+            dns_query(
+                1,
+                &DnsCheck {
+                    qtype: DnsType::A,
+                    name: "a..b".into()
+                }
+            )
+            .is_err()
+        );
+        let long = "x".repeat(64);
+        assert!(
+            dns_query(
+                1,
+                &DnsCheck {
+                    qtype: DnsType::A,
+                    name: long
+                }
+            )
+            .is_err()
+        );
+        let mut reply = q.clone();
+        assert_eq!(dns_reply_status(0xbeef, &reply), None); // not a response
+        reply[2] |= 0x80;
+        assert_eq!(dns_reply_status(0xbeef, &reply), Some(Ok(())));
+        assert_eq!(dns_reply_status(0xbeee, &reply), None);
+        reply[3] |= 3;
+        assert_eq!(dns_reply_status(0xbeef, &reply), Some(Err(3)));
+        assert_eq!(dns_reply_status(0xbeef, &reply[..5]), None);
     }
 }

@@ -168,6 +168,52 @@ pub struct UdpCheck {
     pub min_reply_length: Option<u32>,
     /// `max_reply_length`.
     pub max_reply_length: Option<u32>,
+    /// Wildcards of `require_reply`: `x`/`X` nibbles in the hex string
+    /// (keepalived `read_hex_str`). A set bit here is a bit of the reply
+    /// that is not compared; `None` compares every bit. Same length as
+    /// `require_reply`. ([`parse_hex_pattern`] gives both.)
+    pub require_reply_mask: Option<Vec<u8>>,
+}
+
+/// keepalived's hex strings (`payload`, `require_reply`): hex digits, with
+/// spaces or tabs between octets allowed, an octet being two digits or one
+/// (before a space or the end); with `wildcards`, an `x`/`X` digit matches
+/// anything and sets its nibble in the returned mask. `None` for an empty
+/// or invalid string.
+pub fn parse_hex_pattern(s: &str, wildcards: bool) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    fn digit(c: u8, wildcards: bool) -> Option<(u8, u8)> {
+        match c {
+            b'0'..=b'9' => Some((c - b'0', 0)),
+            b'a'..=b'f' => Some((c - b'a' + 10, 0)),
+            b'A'..=b'F' => Some((c - b'A' + 10, 0)),
+            b'x' | b'X' if wildcards => Some((0, 0x0f)),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    let (mut data, mut mask) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b' ' || b[i] == b'\t' {
+            i += 1;
+            continue;
+        }
+        let (mut v, mut m) = digit(b[i], wildcards)?;
+        i += 1;
+        if i < b.len() && b[i] != b' ' && b[i] != b'\t' {
+            let (v2, m2) = digit(b[i], wildcards)?;
+            v = (v << 4) | v2;
+            m = (m << 4) | m2;
+            i += 1;
+        }
+        data.push(v);
+        mask.push(m);
+    }
+    if data.is_empty() {
+        return None;
+    }
+    let mask = mask.iter().any(|&m| m != 0).then_some(mask);
+    Some((data, mask))
 }
 
 /// `DNS_CHECK`.
@@ -235,4 +281,28 @@ pub struct MiscCheck {
     pub dynamic: bool,
     /// `user` to run as (name, optional group).
     pub user: Option<(String, Option<String>)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_patterns() {
+        assert_eq!(
+            parse_hex_pattern("0a1B ff", false),
+            Some((vec![0x0a, 0x1b, 0xff], None))
+        );
+        assert_eq!(
+            parse_hex_pattern("1 2\t3", false),
+            Some((vec![1, 2, 3], None))
+        );
+        assert_eq!(parse_hex_pattern("", false), None);
+        assert_eq!(parse_hex_pattern("zz", false), None);
+        assert_eq!(parse_hex_pattern("xx", false), None);
+        assert_eq!(
+            parse_hex_pattern("41x2 xX", true),
+            Some((vec![0x41, 0x02, 0x00], Some(vec![0x00, 0xf0, 0xff])))
+        );
+    }
 }

@@ -105,6 +105,12 @@ pub(crate) fn global_defs(b: &Block, g: &mut GlobalDefs, sink: &mut Sink) {
         let k = c.keyword.as_str();
         match k {
             "router_id" => g.router_id = value::string(c, sink),
+            // keepalived 1.x's name for the router id.
+            "lvs_id" => {
+                if let Some(v) = value::string(c, sink) {
+                    g.router_id.get_or_insert(v);
+                }
+            }
             "lvs_timeouts" => lvs_timeouts(c, g, sink),
             "lvs_sync_daemon" => g.lvs_sync_daemon = lvs_sync_daemon(c, sink),
             "lvs_flush" => {

@@ -33,7 +33,9 @@ const MAX_EXPANSION_DEPTH: u32 = 16;
 /// Largest text one substitution may produce.
 const MAX_EXPANDED_LEN: usize = 1 << 20;
 /// Most lines in all (expansion bombs).
-const MAX_LINES: usize = 4_000_000;
+const MAX_LINES: usize = 1_000_000;
+/// Most bytes in all.
+const MAX_BYTES: usize = 64 << 20;
 
 const INCLUDES: [&str; 6] = [
     "include", "includer", "includem", "includew", "includeb", "includea",
@@ -46,6 +48,12 @@ pub(crate) struct Lexer<'a> {
     /// Files being read (canonical), for cycles.
     stack: Vec<PathBuf>,
     out: Vec<Line>,
+    /// Files in the order they were first read (for ordering messages).
+    files: Vec<PathBuf>,
+    /// Lines processed so far (expansion included), against [`MAX_LINES`].
+    work: usize,
+    /// Bytes processed so far, against [`MAX_BYTES`].
+    bytes: usize,
     too_many: bool,
 }
 
@@ -64,12 +72,20 @@ impl<'a> Lexer<'a> {
             defs: HashMap::new(),
             stack: Vec::new(),
             out: Vec::new(),
+            files: Vec::new(),
+            work: 0,
+            bytes: 0,
             too_many: false,
         }
     }
 
     pub(crate) fn into_parts(self) -> (Vec<Line>, Sink) {
         (self.out, self.sink)
+    }
+
+    /// Files in the order they were first read.
+    pub(crate) fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     pub(crate) fn load_root(&mut self, path: &Path) {
@@ -89,7 +105,7 @@ impl<'a> Lexer<'a> {
 
     fn file(&mut self, path: &Path, bytes: &[u8]) {
         let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let text = String::from_utf8_lossy(bytes);
+        let text = String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes));
         let dir = canon.parent().map(Path::to_path_buf);
         self.stack.push(canon);
         let src = Src {
@@ -101,6 +117,10 @@ impl<'a> Lexer<'a> {
     }
 
     fn text(&mut self, src: &Src, text: &str) {
+        if !self.files.contains(&src.file) {
+            self.files.push(src.file.as_ref().clone());
+        }
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let lines: Vec<(u32, String)> = text
             .split('\n')
             .enumerate()
@@ -122,6 +142,19 @@ impl<'a> Lexer<'a> {
         while i < lines.len() {
             let (n, ref raw) = lines[i];
             i += 1;
+            self.work += 1;
+            self.bytes += raw.len();
+            if self.work > MAX_LINES || self.bytes > MAX_BYTES {
+                if !self.too_many {
+                    self.too_many = true;
+                    self.sink.err(
+                        &src.file,
+                        n,
+                        "configuration too large (more than a million lines or 64 MiB, substitution included)",
+                    );
+                }
+                return;
+            }
             let t = raw.trim();
             if t.is_empty() {
                 continue;
@@ -208,6 +241,16 @@ impl<'a> Lexer<'a> {
                 }
                 Ok(None) => {}
             }
+            if INCLUDES.contains(&t.split_whitespace().next().unwrap_or("")) {
+                // keepalived finds includes before conditionals and
+                // substitution, so it does not follow this one either.
+                self.sink.err(
+                    &src.file,
+                    n,
+                    "include after an '@' prefix or from a parameter is not followed (as in keepalived): write it on a line of its own",
+                );
+                continue;
+            }
             if t.starts_with("~SEQ") || t.starts_with("~LST") {
                 self.sink.err(
                     &src.file,
@@ -218,14 +261,6 @@ impl<'a> Lexer<'a> {
             }
             match tokenize(t) {
                 Ok(toks) => {
-                    if self.out.len() >= MAX_LINES {
-                        if !self.too_many {
-                            self.too_many = true;
-                            self.sink
-                                .err(&src.file, n, "configuration too large (lines)");
-                        }
-                        continue;
-                    }
                     self.out.push(Line {
                         file: src.file.clone(),
                         line: n,
@@ -238,40 +273,33 @@ impl<'a> Lexer<'a> {
     }
 
     fn include(&mut self, src: &Src, n: u32, kw: &str, arg: &str) {
-        let words = match tokenize(arg) {
-            Ok(w) => w,
-            Err(why) => {
-                self.sink.err(&src.file, n, why);
-                return;
+        // Not tokenized: `{a,b}` is a brace expression here, not a block.
+        let pattern = if arg.starts_with(['"', '\'']) {
+            match tokenize(arg).as_deref() {
+                Ok([Tok::Word(p)]) => p.clone(),
+                Ok(_) => {
+                    self.sink
+                        .err(&src.file, n, format!("{kw}: expects one file name or glob"));
+                    return;
+                }
+                Err(why) => {
+                    self.sink.err(&src.file, n, why.clone());
+                    return;
+                }
             }
-        };
-        let pattern = match words.as_slice() {
-            [Tok::Word(p)] => p.clone(),
-            [] => {
-                self.sink
-                    .err(&src.file, n, format!("{kw}: missing file name"));
-                return;
-            }
-            _ => {
-                self.sink.err(
-                    &src.file,
-                    n,
-                    format!("{kw}: expects exactly one file name or glob"),
-                );
-                return;
-            }
-        };
-        let full = if Path::new(&pattern).is_absolute() {
-            PathBuf::from(&pattern)
-        } else if let Some(dir) = &src.dir {
-            dir.join(&pattern)
-        } else {
+        } else if arg.is_empty() {
+            self.sink
+                .err(&src.file, n, format!("{kw}: missing file name"));
+            return;
+        } else if arg.contains(char::is_whitespace) {
             self.sink.err(
                 &src.file,
                 n,
-                format!("{kw} {pattern}: a relative include needs a configuration file (text has no directory)"),
+                format!("{kw}: expects one file name or glob (quote a name with blanks)"),
             );
             return;
+        } else {
+            arg.to_string()
         };
         if self.stack.len() >= MAX_INCLUDE_DEPTH {
             self.sink.err(
@@ -281,66 +309,85 @@ impl<'a> Lexer<'a> {
             );
             return;
         }
-        let full_s = full.to_string_lossy().into_owned();
-        let is_glob = pattern.contains(['*', '?', '[']);
-        let paths: Vec<PathBuf> = if is_glob {
-            match glob::glob(&full_s) {
-                Ok(it) => {
-                    let mut v = Vec::new();
-                    for p in it {
-                        match p {
-                            Ok(p) => v.push(p),
-                            Err(e) => {
-                                self.sink.err(&src.file, n, format!("{kw} {pattern}: {e}"));
-                            }
-                        }
-                    }
-                    v.sort();
-                    if v.is_empty() {
-                        self.sink
-                            .warn(&src.file, n, format!("{kw} {pattern}: no file matches"));
-                    }
-                    v
-                }
-                Err(e) => {
-                    self.sink
-                        .err(&src.file, n, format!("{kw} {pattern}: bad glob: {e}"));
-                    return;
-                }
+        let patterns = match expand_braces(&pattern) {
+            Ok(p) => p,
+            Err(why) => {
+                self.sink
+                    .err(&src.file, n, format!("{kw} {pattern}: {why}"));
+                return;
             }
-        } else {
-            vec![full]
         };
-        for p in paths {
-            if p.is_dir() {
-                if !is_glob {
-                    self.sink.err(
-                        &src.file,
-                        n,
-                        format!("{kw} {}: is a directory", p.display()),
-                    );
-                }
-                continue;
-            }
-            let canon = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
-            if self.stack.contains(&canon) {
+        for pat in patterns {
+            let full = if Path::new(&pat).is_absolute() {
+                PathBuf::from(&pat)
+            } else if let Some(dir) = &src.dir {
+                dir.join(&pat)
+            } else {
                 self.sink.err(
                     &src.file,
                     n,
-                    format!(
-                        "{kw} {}: include cycle (the file is already being read)",
-                        p.display()
-                    ),
+                    format!("{kw} {pat}: a relative include needs a configuration file (text has no directory)"),
                 );
                 continue;
-            }
-            match std::fs::read(&p) {
-                Ok(bytes) => self.file(&p, &bytes),
-                Err(e) => self.sink.err(
-                    &src.file,
-                    n,
-                    format!("{kw} {}: cannot read: {e}", p.display()),
-                ),
+            };
+            let is_glob = pat.contains(['*', '?', '[']);
+            let paths: Vec<PathBuf> = if is_glob {
+                match glob::glob(&full.to_string_lossy()) {
+                    Ok(it) => {
+                        let mut v = Vec::new();
+                        for p in it {
+                            match p {
+                                Ok(p) => v.push(p),
+                                Err(e) => self.sink.err(&src.file, n, format!("{kw} {pat}: {e}")),
+                            }
+                        }
+                        v.sort();
+                        if v.is_empty() {
+                            self.sink
+                                .warn(&src.file, n, format!("{kw} {pat}: no file matches"));
+                        }
+                        v
+                    }
+                    Err(e) => {
+                        self.sink
+                            .err(&src.file, n, format!("{kw} {pat}: bad glob: {e}"));
+                        continue;
+                    }
+                }
+            } else {
+                vec![full]
+            };
+            for p in paths {
+                if p.is_dir() {
+                    if !is_glob {
+                        self.sink.err(
+                            &src.file,
+                            n,
+                            format!("{kw} {}: is a directory", p.display()),
+                        );
+                    }
+                    continue;
+                }
+                let canon = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+                if self.stack.contains(&canon) {
+                    self.sink.err(
+                        &src.file,
+                        n,
+                        format!(
+                            "{kw} {}: include cycle (the file is already being read)",
+                            p.display()
+                        ),
+                    );
+                    continue;
+                }
+                match std::fs::read(&p) {
+                    Ok(bytes) => self.file(&p, &bytes),
+                    Err(e) => self.sink.err(
+                        &src.file,
+                        n,
+                        format!("{kw} {}: cannot read: {e}", p.display()),
+                    ),
+                }
             }
         }
     }
@@ -436,6 +483,56 @@ impl<'a> Lexer<'a> {
         out.push_str(&t[copied..]);
         (out, did)
     }
+}
+
+/// Most names one brace expression may give.
+const MAX_BRACE_NAMES: usize = 1024;
+
+/// csh-style brace expansion (`{foo/{,cat,dog},bar}`), as keepalived's
+/// glob(GLOB_BRACE).
+fn expand_braces(p: &str) -> Result<Vec<String>, String> {
+    let b = p.as_bytes();
+    if p.matches('{').count() > 64 {
+        return Err("too many '{' in the file name".into());
+    }
+    let Some(open) = p.find('{') else {
+        return Ok(vec![p.to_string()]);
+    };
+    let mut depth = 0usize;
+    let mut commas = Vec::new();
+    let mut close = None;
+    for (i, &c) in b.iter().enumerate().skip(open) {
+        match c {
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(i);
+                    break;
+                }
+            }
+            b',' if depth == 1 => commas.push(i),
+            _ => {}
+        }
+    }
+    let close = close.ok_or("unbalanced '{' in the file name")?;
+    let (pre, post) = (&p[..open], &p[close + 1..]);
+    let mut alts = Vec::new();
+    let mut from = open + 1;
+    for c in commas.into_iter().chain(std::iter::once(close)) {
+        alts.push(&p[from..c]);
+        from = c + 1;
+    }
+    let mut out = Vec::new();
+    for a in alts {
+        for tail in expand_braces(&format!("{a}{post}"))? {
+            out.push(format!("{pre}{tail}"));
+            if out.len() > MAX_BRACE_NAMES {
+                return Err("brace expression gives too many names".into());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `$NAME=value` at the start of `t`: (NAME, value).
@@ -643,6 +740,26 @@ mod tests {
         );
         assert_eq!(strip_comment(r#"x "a\" # b" ! c"#), r#"x "a\" # b" "#);
         assert_eq!(strip_comment("! whole line"), "");
+    }
+
+    #[test]
+    fn brace_expansion_as_csh() {
+        assert_eq!(expand_braces("a.conf"), Ok(vec!["a.conf".to_string()]));
+        assert_eq!(
+            expand_braces("{foo/{,cat,dog},bar}"),
+            Ok(vec![
+                "foo/".into(),
+                "foo/cat".into(),
+                "foo/dog".into(),
+                "bar".into()
+            ])
+        );
+        assert_eq!(
+            expand_braces("d/{a,b}.conf"),
+            Ok(vec!["d/a.conf".into(), "d/b.conf".into()])
+        );
+        assert!(expand_braces("d/{a,b.conf").is_err());
+        assert!(expand_braces(&"{a,b}".repeat(11)).is_err());
     }
 
     #[test]

@@ -29,14 +29,19 @@
 //!
 //! # Errors and warnings
 //!
-//! Anything keepalived would reject or "ignore with a config error" (bad
+//! A value keepalived would reject or "ignore with a config error" (bad
 //! number, bad address, unknown `lb_algo`, weight out of range, unbalanced
 //! braces, missing value, …) is an **error**: `FILE:LINE: why`, and the
-//! whole load fails. A keyword rvs does not act on yet (`BFD_CHECK`,
-//! `FILE_CHECK`, `smtp_alert`, `snmp_name`, `nftables_ipvs`, any unknown
-//! keyword) is a **warning** naming the file, line and keyword. VRRP blocks
-//! (`vrrp_instance`, `vrrp_sync_group`, `vrrp_script`, `static_ipaddress`,
-//! …) are kept as a [`Block`] tree and not validated yet.
+//! whole load fails. Where keepalived instead *corrects* a combination and
+//! runs (a DR real server's port reset to the service's, `ops` without UDP
+//! dropped, quorum above the pool's weight reduced, a duplicate real server
+//! dropped, `sh-port` with another scheduler dropped, a port-less service
+//! made persistent), rvs makes the same correction and warns. A keyword rvs
+//! does not act on yet (`BFD_CHECK`, `FILE_CHECK`, `smtp_alert`,
+//! `snmp_name`, `nftables_ipvs`, any unknown keyword) is a **warning**
+//! naming the file, line and keyword. VRRP blocks (`vrrp_instance`,
+//! `vrrp_sync_group`, `vrrp_script`, `static_ipaddress`, …) are kept as a
+//! [`Block`] tree and not validated yet. Messages come in file order.
 //!
 //! # Resolution
 //!
@@ -141,6 +146,13 @@ pub struct Config {
     /// `linkbeat_interfaces`, `track_file`, `track_process`, `garp_group`,
     /// `bfd_instance`, `SSL`, `net_namespace`, …), as written.
     pub other: Vec<Block>,
+}
+
+impl Config {
+    /// The virtual server group of this name.
+    pub fn group(&self, name: &str) -> Option<&VirtualServerGroup> {
+        self.virtual_server_groups.iter().find(|g| g.name == name)
+    }
 }
 
 /// A keyword, its arguments and its sub-block, as written (after include,
@@ -330,6 +342,23 @@ pub enum VsKey {
     Group(String),
 }
 
+impl fmt::Display for VsKey {
+    /// `10.0.0.1:80`, `[2001:db8::1]:80`, `10.0.0.1` (no port),
+    /// `fwmark 3`, `group NAME`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Addr {
+                ip: IpAddr::V6(a),
+                port: Some(p),
+            } => write!(f, "[{a}]:{p}"),
+            Self::Addr { ip, port: Some(p) } => write!(f, "{ip}:{p}"),
+            Self::Addr { ip, port: None } => write!(f, "{ip}"),
+            Self::Fwmark(m) => write!(f, "fwmark {m}"),
+            Self::Group(g) => write!(f, "group {g}"),
+        }
+    }
+}
+
 /// Scheduler flags (`ipvsadm -b`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SchedFlag {
@@ -377,6 +406,29 @@ pub enum Method {
     },
 }
 
+impl fmt::Display for Method {
+    /// As keepalived writes it: `NAT`, `DR`, `TUN type gue port 6080 csum`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Nat => f.write_str("NAT"),
+            Self::Dr => f.write_str("DR"),
+            Self::Tun { kind, csum } => {
+                f.write_str("TUN")?;
+                match kind {
+                    TunKind::Ipip => {}
+                    TunKind::Gue { port } => write!(f, " type gue port {port}")?,
+                    TunKind::Gre => f.write_str(" type gre")?,
+                }
+                match csum {
+                    TunCsum::NoCsum => Ok(()),
+                    TunCsum::Csum => f.write_str(" csum"),
+                    TunCsum::RemCsum => f.write_str(" remcsum"),
+                }
+            }
+        }
+    }
+}
+
 /// Tunnel encapsulation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum TunKind {
@@ -414,6 +466,17 @@ pub enum Protocol {
     Udp,
     /// SCTP.
     Sctp,
+}
+
+impl fmt::Display for Protocol {
+    /// `TCP`, `UDP`, `SCTP`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "TCP",
+            Self::Udp => "UDP",
+            Self::Sctp => "SCTP",
+        })
+    }
 }
 
 /// A script keepalived runs: `notify_up`, `quorum_up`, ….
@@ -568,9 +631,23 @@ pub fn parse_str_with(name: &str, text: &str, opts: &Options) -> Result<Loaded, 
 }
 
 fn finish(lx: lex::Lexer<'_>) -> Result<Loaded, Errors> {
+    let files = lx.files().to_vec();
     let (lines, mut sink) = lx.into_parts();
     let blocks = tree::build(lines, &mut sink);
     let config = lvs::config(&blocks, &mut sink);
+    // File order (as read), then line; stable, so same-line messages keep
+    // the order they were found in.
+    let rank = |d: &Diag| {
+        (
+            files
+                .iter()
+                .position(|f| *f == d.file)
+                .unwrap_or(usize::MAX),
+            d.line,
+        )
+    };
+    sink.errors.sort_by_key(rank);
+    sink.warnings.sort_by_key(rank);
     if sink.errors.is_empty() {
         Ok(Loaded {
             config,

@@ -76,7 +76,26 @@ pub(crate) fn config(blocks: &[Block], sink: &mut Sink) -> Config {
             "global_defs" | "virtual_server_group" => {}
             "virtual_server" => {
                 if let Some(vs) = virtual_server(b, &cfg.virtual_server_groups, &cfg.global, sink) {
-                    cfg.virtual_servers.push(vs);
+                    let same = |o: &VirtualServer| {
+                        o.key == vs.key
+                            && match vs.key {
+                                // IPVS ignores the protocol of a fwmark service.
+                                VsKey::Fwmark(_) => o.ip_family == vs.ip_family,
+                                _ => o.protocol == vs.protocol,
+                            }
+                    };
+                    if let Some(o) = cfg.virtual_servers.iter().find(|o| same(o)) {
+                        sink.err_at(
+                            b,
+                            format!(
+                                "virtual_server: the same service as the one at {}:{}",
+                                o.file.display(),
+                                o.line
+                            ),
+                        );
+                    } else {
+                        cfg.virtual_servers.push(vs);
+                    }
                 }
             }
             "vrrp_instance" => cfg.vrrp_instances.push(named(b, sink)),
@@ -168,7 +187,7 @@ fn group(b: &Block, sink: &mut Sink) -> Option<VirtualServerGroup> {
             Err(why) => sink.err_at(m, format!("virtual_server_group {name}: {why}")),
         }
     }
-    if members.is_empty() {
+    if b.children().is_empty() {
         sink.err_at(b, format!("virtual_server_group {name}: has no entries"));
     }
     let v4 = members.iter().any(|m| match m {
@@ -733,6 +752,7 @@ fn virtual_server(
             _ if check::CHECKERS.contains(&k) => {
                 sink.err_at(c, format!("{k}: checkers go inside a real_server"))
             }
+            "nat_mask" => sink.warn_at(c, "nat_mask: obsolete keepalived 1.x keyword (ignored)"),
             _ => sink.warn_at(
                 c,
                 format!("virtual_server: unknown keyword '{k}' (ignored)"),
@@ -967,13 +987,14 @@ fn virtual_server(
     }
     vs.ip_family = family;
     if u64::from(vs.quorum) > weight_sum {
-        sink.warn_at(
-            b,
-            format!(
-                "quorum {} exceeds the total weight of the real servers, {weight_sum}: reduced (as keepalived does)",
-                vs.quorum
-            ),
-        );
+        // (An empty pool says nothing worth a warning.)
+        if !vs.real_servers.is_empty() {
+            let q = vs.quorum;
+            sink.warn_at(
+                b,
+                format!("quorum {q} exceeds the total weight of the real servers, {weight_sum}: reduced (as keepalived does)"),
+            );
+        }
         vs.quorum = u32::try_from(weight_sum).unwrap_or(u32::MAX);
     }
     if vs.hysteresis >= vs.quorum && vs.hysteresis > 0 {

@@ -1,5 +1,6 @@
-//! MISC_CHECK: `/bin/sh -c misc_path`, in a process group of its own,
-//! killed (the whole group) at `misc_timeout`.
+//! MISC_CHECK: `/bin/sh -c misc_path`, in a process group of its own;
+//! at `misc_timeout` the group gets SIGTERM, and SIGKILL
+//! [`MISC_KILL_GRACE`] later if it is still there (keepalived's order).
 
 use std::ffi::CString;
 use std::process::Stdio;
@@ -8,6 +9,9 @@ use tokio::process::Command;
 
 use super::ProbeResult;
 use crate::spec::{Common, MiscCheck};
+
+/// Time between SIGTERM and SIGKILL for a program past its timeout.
+pub const MISC_KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What an exit status means: 0 up; with `misc_dynamic` 1 down and
 /// 2..=255 up with weight code − 2; without it any other code is down.
@@ -43,21 +47,33 @@ fn lookup_user(user: &str, group: Option<&str>) -> Result<(u32, u32), String> {
     Ok((uid, gid))
 }
 
-fn kill_group(pid: u32) {
+fn kill_group(pid: u32, sig: i32) {
     if let Ok(p) = i32::try_from(pid)
         && p > 0
     {
         // SAFETY: plain syscall; a negative pid names the process group
         // the child leads (process_group(0) below).
         unsafe {
-            libc::kill(-p, libc::SIGKILL);
+            libc::kill(-p, sig);
+        }
+    }
+}
+
+/// SIGKILL to the child's process group when dropped while armed.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            kill_group(p, libc::SIGKILL);
         }
     }
 }
 
 /// MISC_CHECK: run `misc_path` with `/bin/sh -c`; the exit status decides
 /// ([`misc_exit_result`]); killed by a signal, or still running at the
-/// timeout (`misc_timeout`, else `delay_loop`), is a failure. `user`
+/// timeout (`misc_timeout`, else `delay_loop`; then SIGTERM to its
+/// process group, SIGKILL [`MISC_KILL_GRACE`] later), is a failure. `user`
 /// needs root (setuid); without root it fails with a reason saying so.
 pub(crate) async fn misc_check(m: &MiscCheck, c: &Common) -> ProbeResult {
     let limit = m.timeout.unwrap_or(c.delay_loop);
@@ -88,7 +104,15 @@ pub(crate) async fn misc_check(m: &MiscCheck, c: &Common) -> ProbeResult {
         Err(e) => return ProbeResult::Down(format!("MISC_CHECK {:?}: spawn: {e}", m.path)),
     };
     let pid = child.id();
-    match tokio::time::timeout(limit, child.wait()).await {
+    // a probe dropped mid-run (its check removed, the monitor stopped)
+    // takes the program's whole group with it
+    let mut guard = GroupGuard(pid);
+    let res = tokio::time::timeout(limit, child.wait()).await;
+    if res.is_ok() {
+        // reaped: its pid no longer names a group of ours
+        guard.0 = None;
+    }
+    match res {
         Ok(Ok(status)) => match status.code() {
             Some(code) => match misc_exit_result(code, m.dynamic) {
                 ProbeResult::Down(why) => {
@@ -100,10 +124,23 @@ pub(crate) async fn misc_check(m: &MiscCheck, c: &Common) -> ProbeResult {
         },
         Ok(Err(e)) => ProbeResult::Down(format!("MISC_CHECK {:?}: wait: {e}", m.path)),
         Err(_) => {
+            // the child is not reaped yet, so its pid still names its group
             if let Some(p) = pid {
-                kill_group(p);
+                kill_group(p, libc::SIGTERM);
+                if tokio::time::timeout(MISC_KILL_GRACE, child.wait())
+                    .await
+                    .is_err()
+                {
+                    kill_group(p, libc::SIGKILL);
+                    let _ = child.kill().await;
+                } else {
+                    // what the program started may be left in the group
+                    kill_group(p, libc::SIGKILL);
+                }
+            } else {
+                let _ = child.kill().await;
             }
-            let _ = child.kill().await;
+            guard.0 = None;
             ProbeResult::Down(format!(
                 "MISC_CHECK {:?}: timed out after {limit:?}",
                 m.path
