@@ -556,6 +556,12 @@ pub struct VirtualServer {
     pub omega: bool,
     /// `inhibit_on_failure` (already applied to real servers).
     pub inhibit_on_failure: bool,
+    /// `expire_nodest_conn [on|off]` (an rvs extension, the per-service
+    /// form of IPVS's sysctl): connections of a real server that failed or
+    /// was removed are flushed on their next packet (a UDP flow is
+    /// scheduled afresh at once) instead of going on. `None`: the
+    /// director's default (off, as IPVS).
+    pub expire_nodest_conn: Option<bool>,
     /// `delay_loop` (default 60 s; already applied to checks).
     pub delay_loop: Duration,
     /// The real servers, in order.

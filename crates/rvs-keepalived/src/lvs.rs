@@ -559,6 +559,7 @@ fn virtual_server(
         alpha: false,
         omega: false,
         inhibit_on_failure: false,
+        expire_nodest_conn: None,
         delay_loop: Duration::from_secs(60),
         real_servers: Vec::new(),
     };
@@ -694,6 +695,11 @@ fn virtual_server(
             "inhibit_on_failure" => {
                 if let Some(v) = value::flag(c, sink) {
                     vs.inhibit_on_failure = v;
+                }
+            }
+            "expire_nodest_conn" => {
+                if let Some(v) = value::flag(c, sink) {
+                    vs.expire_nodest_conn = Some(v);
                 }
             }
             "quorum" => {

@@ -301,7 +301,10 @@ fn virtual_server(cfg: &ka::Config, vs: &ka::VirtualServer) -> Result<Vec<PlanSe
             args.push("-o".into());
         }
         let cfg_svc: ServiceConfig = match ipvsadm_op(&args).map_err(&here)? {
-            Op::AddService(c) => c,
+            Op::AddService(mut c) => {
+                c.expire_nodest_conn = vs.expire_nodest_conn;
+                c
+            }
             other => return Err(here(format!("not a service: {other:?}"))),
         };
         let vport = match key {

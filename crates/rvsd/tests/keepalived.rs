@@ -277,3 +277,24 @@ fn daemon_runs_keepalived_and_a_bad_reload_changes_nothing() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn expire_nodest_conn_is_a_per_service_choice() {
+    let dcfg = rvs_engine::DirectorConfig::default();
+    let k = parse_str(
+        "x.conf",
+        "virtual_server 192.0.2.10 53 {\n  protocol UDP\n  expire_nodest_conn\n  real_server 10.0.0.1 53 {\n  }\n}\n\
+         virtual_server 192.0.2.10 80 {\n  expire_nodest_conn off\n  real_server 10.0.0.1 80 {\n  }\n}\n\
+         virtual_server 192.0.2.10 81 {\n  real_server 10.0.0.1 81 {\n  }\n}\n",
+        &dcfg,
+    )
+    .unwrap();
+    let got: Vec<Option<bool>> = k
+        .plan
+        .services
+        .iter()
+        .map(|s| s.cfg.expire_nodest_conn)
+        .collect();
+    assert_eq!(got, [Some(true), Some(false), None]);
+    assert!(k.warnings.is_empty(), "{:?}", k.warnings);
+}
