@@ -12,7 +12,9 @@
  *   rvs_vips   {proto, port, addr} -> flags: destination matches a service
  *              (port 0 = every port of the VIP for that protocol); proto 0,
  *              port 0 = ICMP errors sent to the VIP;
- *   rvs_reals  {proto, port, addr} -> flags: source matches a NAT real server;
+ *   rvs_reals  {proto, port, addr} -> flags: source matches a NAT real server
+ *              (port 0 = every port: real servers of fwmark services that
+ *              keep the client's destination port);
  *   rvs_xsks   XSKMAP by rx_queue_index;
  *   rvs_stats  per-CPU counters: seen, steered, passed, parse_error.
  */
@@ -168,7 +170,7 @@ int rvs_steer(struct xdp_md *ctx)
 		dport = *(__u16 *)(l4 + 2);
 		if (lookup(&rvs_vips, proto, dport, dst) || lookup(&rvs_vips, proto, 0, dst))
 			return steer(ctx);
-		if (lookup(&rvs_reals, proto, sport, src))
+		if (lookup(&rvs_reals, proto, sport, src) || lookup(&rvs_reals, proto, 0, src))
 			return steer(ctx);
 		return pass();
 	}
@@ -202,7 +204,8 @@ int rvs_steer(struct xdp_md *ctx)
 			return pass();
 		__u16 qsport = *(__u16 *)q, qdport = *(__u16 *)(q + 2);
 		if (lookup(&rvs_vips, qproto, qsport, qsrc) || lookup(&rvs_vips, qproto, 0, qsrc) ||
-		    lookup(&rvs_reals, qproto, qdport, qdst) || lookup(&rvs_vips, 0, 0, dst))
+		    lookup(&rvs_reals, qproto, qdport, qdst) || lookup(&rvs_reals, qproto, 0, qdst) ||
+		    lookup(&rvs_vips, 0, 0, dst))
 			return steer(ctx);
 	}
 	return pass();
