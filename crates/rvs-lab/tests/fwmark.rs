@@ -88,6 +88,11 @@ fn fwmark_services_fed_by_nftables_and_iptables_mark_rules() {
         d(&["ip", "link", "show", "rvsmark0"]).unwrap();
         let pristine = d(&["ip", "-4", "rule", "show"]).unwrap();
         assert!(!pristine.contains("29302"), "{pristine}");
+        // Strict reverse-path filtering on the client side (d0; `all` stays
+        // 0 for the DR replies arriving from the real servers with the VIP as
+        // source): judged against the unmarked route (src_valid_mark off), so
+        // it does not get in the way of marked packets.
+        d(&["sysctl", "-qw", "net.ipv4.conf.d0.rp_filter=1"]).unwrap();
         // The user's own mark rules: nftables for mark 1, iptables for 2 and 3.
         for cmd in [
             "add table ip usermark",
