@@ -312,3 +312,95 @@ fn fwmark_services_fed_by_nftables_and_iptables_mark_rules() {
         "the root namespace changed (an attachment, a rule or an rvsmark link)"
     );
 }
+
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'))
+        })
+        .unwrap_or(true)
+}
+
+#[test]
+fn a_killed_rvsd_leaves_state_that_the_next_one_clears() {
+    if let Some(why) = unavailable() {
+        eprintln!("SKIPPED a_killed_rvsd_leaves_state_that_the_next_one_clears: {why}");
+        return;
+    }
+    if Command::new("nft").arg("--version").output().is_err() {
+        eprintln!(
+            "SKIPPED a_killed_rvsd_leaves_state_that_the_next_one_clears: nft is not installed (scripts/test installs it)"
+        );
+        return;
+    }
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rvs-lab"));
+    let mut t = Topology::build(&exe, 1).unwrap();
+    let pristine = t.lab.exec("d", &["ip", "-4", "rule", "show"]).unwrap();
+    for cmd in [
+        "add table ip usermark",
+        "add chain ip usermark pre { type filter hook prerouting priority mangle ; }",
+        &format!("add rule ip usermark pre ip daddr {VIP_NAT} tcp dport 80 meta mark set 7"),
+    ] {
+        let mut argv = vec!["nft"];
+        argv.extend(cmd.split_whitespace());
+        t.lab.exec("d", &argv).unwrap();
+    }
+    t.ipvsadm(&["-A -f 7 -s rr", &format!("-a -f 7 -r {} -m", rip(1))])
+        .unwrap();
+    assert_eq!(t.http(&format!("http://{VIP_NAT}/"), 1), ["rs1"]);
+    // SIGKILL: no cleanup. The veth pair, the rule and the re-seated local
+    // rule stay behind (the programs go with the process's links).
+    let _ = Command::new("kill")
+        .args(["-KILL", &t.rvsd_pid.to_string()])
+        .status();
+    let t0 = Instant::now();
+    while !gone(t.rvsd_pid) && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gone(t.rvsd_pid), "rvsd survived SIGKILL");
+    let left = t.lab.exec("d", &["ip", "-4", "rule", "show"]).unwrap();
+    assert!(
+        left.contains("fwmark 0x7 lookup 29302") && left.contains("proto 114"),
+        "{left}"
+    );
+    t.lab
+        .exec("d", &["ip", "link", "show", "rvsmark0"])
+        .expect("the veth pair stays after SIGKILL");
+    // A new rvsd (after the AF_XDP queues are free again, PLATFORM notes)
+    // clears it all at start, then serves the same service again.
+    std::thread::sleep(Duration::from_secs(3));
+    let socket = t.lab.dir.join("rvsd2.sock");
+    let (exe_s, sock_s) = (exe.display().to_string(), socket.display().to_string());
+    t.lab
+        .spawn(
+            "d",
+            &[
+                &exe_s,
+                "__rvsd",
+                "--socket",
+                &sock_s,
+                "--interface",
+                "d0",
+                "--interface",
+                "d1",
+            ],
+            Some("rvsd2.log"),
+        )
+        .unwrap();
+    let log = || std::fs::read_to_string(t.lab.dir.join("rvsd2.log")).unwrap_or_default();
+    t.lab
+        .wait_for(&socket, Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("{e}: {}", log()));
+    let rules = t.lab.exec("d", &["ip", "-4", "rule", "show"]).unwrap();
+    assert_eq!(rules, pristine, "{}", log());
+    t.socket = socket;
+    t.ipvsadm(&["-A -f 7 -s rr", &format!("-a -f 7 -r {} -m", rip(1))])
+        .unwrap();
+    assert_eq!(
+        t.http(&format!("http://{VIP_NAT}/"), 2),
+        ["rs1", "rs1"],
+        "{}",
+        log()
+    );
+}
