@@ -15,6 +15,10 @@
  *   rvs_reals  {proto, port, addr} -> flags: source matches a NAT real server
  *              (port 0 = every port: real servers of fwmark services that
  *              keep the client's destination port);
+ *   rvs_locals {addr} -> flags: the director's own addresses; a frame from a
+ *              real server to one of them is the director's own traffic
+ *              (a health check, SSH), never a NAT reply, and is left to
+ *              the kernel;
  *   rvs_xsks   XSKMAP by rx_queue_index;
  *   rvs_stats  per-CPU counters: seen, steered, passed, parse_error.
  */
@@ -45,6 +49,17 @@ struct {
 	__type(key, struct rvs_key);
 	__type(value, __u32);
 } rvs_reals SEC(".maps");
+
+struct rvs_addr {
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rvs_addr);
+	__type(value, __u32);
+} rvs_locals SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -106,6 +121,21 @@ static __always_inline int lookup(void *map, __u8 proto, __u16 port, const __u8 
 	struct rvs_key k = { .proto = proto, .pad = 0, .port = port };
 	__builtin_memcpy(k.addr, addr, 16);
 	return bpf_map_lookup_elem(map, &k) != NULL;
+}
+
+static __always_inline int is_local(const __u8 *addr)
+{
+	struct rvs_addr k;
+	__builtin_memcpy(k.addr, addr, 16);
+	return bpf_map_lookup_elem(&rvs_locals, &k) != NULL;
+}
+
+/* A NAT reply: from a real server (its port, or every port) to an address
+ * that is not the director's own. */
+static __always_inline int from_real(__u8 proto, __u16 port, const __u8 *src, const __u8 *dst)
+{
+	return (lookup(&rvs_reals, proto, port, src) || lookup(&rvs_reals, proto, 0, src)) &&
+	       !is_local(dst);
 }
 
 SEC("xdp")
@@ -170,7 +200,7 @@ int rvs_steer(struct xdp_md *ctx)
 		dport = *(__u16 *)(l4 + 2);
 		if (lookup(&rvs_vips, proto, dport, dst) || lookup(&rvs_vips, proto, 0, dst))
 			return steer(ctx);
-		if (lookup(&rvs_reals, proto, sport, src) || lookup(&rvs_reals, proto, 0, src))
+		if (from_real(proto, sport, src, dst))
 			return steer(ctx);
 		return pass();
 	}
@@ -204,8 +234,7 @@ int rvs_steer(struct xdp_md *ctx)
 			return pass();
 		__u16 qsport = *(__u16 *)q, qdport = *(__u16 *)(q + 2);
 		if (lookup(&rvs_vips, qproto, qsport, qsrc) || lookup(&rvs_vips, qproto, 0, qsrc) ||
-		    lookup(&rvs_reals, qproto, qdport, qdst) || lookup(&rvs_reals, qproto, 0, qdst) ||
-		    lookup(&rvs_vips, 0, 0, dst))
+		    from_real(qproto, qdport, qdst, dst) || lookup(&rvs_vips, 0, 0, dst))
 			return steer(ctx);
 	}
 	return pass();

@@ -175,6 +175,19 @@ impl Steering {
         Ok(())
     }
 
+    /// Marks `addr` as one of the director's own addresses: frames from a
+    /// NAT real server to it are the director's own traffic and stay with
+    /// the kernel.
+    pub fn add_local(&mut self, addr: Addr) -> Result<(), Error> {
+        let mut m: HashMap<_, [u8; 16], u32> = HashMap::try_from(
+            self.ebpf
+                .map_mut("rvs_locals")
+                .ok_or(Error::Missing("rvs_locals"))?,
+        )?;
+        m.insert(addr.octets16(), 1, 0)?;
+        Ok(())
+    }
+
     /// Registers an AF_XDP socket for a receive queue.
     pub fn set_socket(&mut self, queue: u32, fd: std::os::fd::RawFd) -> Result<(), Error> {
         let mut m = aya::maps::XskMap::try_from(

@@ -107,6 +107,53 @@ fn steering_leaves_arp_and_garbage_to_the_kernel() {
 }
 
 #[test]
+fn steering_leaves_the_directors_own_traffic_with_real_servers_to_the_kernel() {
+    if !root() {
+        eprintln!(
+            "SKIPPED steering_leaves_the_directors_own_traffic_with_real_servers_to_the_kernel: needs root (CAP_BPF)"
+        );
+        return;
+    }
+    let mut s = Steering::load().unwrap();
+    let rip = rvs_fixtures::rip4(1);
+    // A port-0 (every port) NAT real server, as fwmark services have.
+    s.add_real(Proto::TCP, rip, 0).unwrap();
+    s.add_local(rvs_fixtures::dip4()).unwrap();
+    let from_rip = |dst| {
+        rvs_fixtures::tcp(
+            rvs_fixtures::neighbour_mac(&rip),
+            rvs_fixtures::DIRECTOR_MAC,
+            rip,
+            8080,
+            dst,
+            40000,
+            rvs_fixtures::flags::SYN | rvs_fixtures::flags::ACK,
+            b"",
+        )
+    };
+    let steered = |s: &Steering, f: &[u8]| {
+        let before = s.stats().unwrap().steered;
+        assert_eq!(s.test_run(f).unwrap(), verdict::PASS);
+        s.stats().unwrap().steered == before + 1
+    };
+    // A reply to a client: the engine's. To the director itself (a health
+    // check's answer): the kernel's.
+    assert!(steered(&s, &from_rip(rvs_fixtures::cip4())));
+    assert!(!steered(&s, &from_rip(rvs_fixtures::dip4())));
+    // Another protocol from the same real server is not steered.
+    let udp = rvs_fixtures::udp(
+        rvs_fixtures::neighbour_mac(&rip),
+        rvs_fixtures::DIRECTOR_MAC,
+        rip,
+        53,
+        rvs_fixtures::cip4(),
+        40000,
+        b"x",
+    );
+    assert!(!steered(&s, &udp));
+}
+
+#[test]
 fn decap_restores_every_tunnelled_fixture() {
     if !root() {
         eprintln!(

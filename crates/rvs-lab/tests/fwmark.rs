@@ -245,6 +245,17 @@ fn fwmark_services_fed_by_nftables_and_iptables_mark_rules() {
         let got = t.http(&format!("http://{VIP_ROUTED}:8080/"), 2);
         assert!(got.iter().all(|b| b.starts_with("ERR")), "{got:?}");
 
+        // The director's own connections to a real server (a health check)
+        // are not taken for NAT replies, though every port of the real
+        // server is steered for the port-0 real servers above.
+        let check = format!(
+            "import urllib.request\nprint(urllib.request.urlopen('http://{}:8080/', timeout=3).read().decode().strip())",
+            rip(1)
+        );
+        assert_eq!(
+            d(&["python3", "-c", &check]).map(|s| s.trim().to_string()),
+            Ok("rs1".to_string())
+        );
         let listing = t.list("-L -n").unwrap();
         for s in ["FWM  1 rr", "FWM  2 rr", "FWM  3 rr", "FWM  4 IPv6 rr"] {
             assert!(listing.contains(s), "{listing}");

@@ -249,10 +249,18 @@ impl Port for XdpPort {
 
     fn config_changed(&mut self, d: &Director) {
         let services = d.services();
+        let locals = if services.is_empty() {
+            Vec::new()
+        } else {
+            local_addrs()
+        };
         for f in &mut self.ifaces {
             let Some(steer) = f.steer.as_mut() else {
                 continue;
             };
+            for a in &locals {
+                let _ = steer.add_local(*a);
+            }
             for s in &services {
                 // fwmark services: any protocol; their traffic arrives by the
                 // fwmark path, their NAT replies through the steering here.
@@ -284,4 +292,28 @@ impl Port for XdpPort {
             m.routing.sync(&want);
         }
     }
+}
+
+/// The addresses of rvsd's network namespace (iproute2 JSON), for the
+/// steering program: a frame from a NAT real server to one of them is the
+/// director's own traffic (a health check), not a reply to a client.
+/// Read at every configuration change.
+fn local_addrs() -> Vec<rvs_types::Addr> {
+    let Ok(out) = std::process::Command::new("ip")
+        .args(["-j", "addr", "show"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return Vec::new();
+    };
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|link| link.get("addr_info")?.as_array())
+        .flatten()
+        .filter_map(|a| a.get("local")?.as_str()?.parse::<std::net::IpAddr>().ok())
+        .map(rvs_types::Addr::from)
+        .collect()
 }
