@@ -8,10 +8,13 @@
 //! director's own listener still answers on its local VIP); `ipvsadm -L -n`
 //! shows the FWM services with their counters; a service removed at run
 //! time takes its rule with it; on shutdown rvsd removes its veth pair,
-//! rules and table. Skipped, with the reason, when not root. Nothing is
-//! attached to, or created in, the root namespace.
+//! rules and table, and what an rvsd killed with SIGKILL left is cleared by
+//! the next one. A TUN service behind a mark answers a too-big datagram
+//! with "fragmentation needed" back through the kernel. Skipped, with the
+//! reason, when not root. Nothing is attached to, or created in, the root
+//! namespace.
 
-use rvs_lab::{Topology, VIP_DR, VIP_NAT, VIP6_NAT, distribution, rip, rip6, unavailable};
+use rvs_lab::{Topology, VIP_DR, VIP_NAT, VIP_TUN, VIP6_NAT, distribution, rip, rip6, unavailable};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -414,4 +417,64 @@ fn a_killed_rvsd_leaves_state_that_the_next_one_clears() {
         "{}",
         log()
     );
+}
+
+/// From the client, over one connected UDP socket with path-MTU discovery
+/// on (DF set): datagrams too big for the tunnel until the path MTU drops.
+/// Prints the path MTU.
+const PMTU_PROBE: &str = "import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO
+s.connect(('VIP', 5353))
+mtu = 1500
+for _ in range(30):
+    try:
+        s.send(b'x' * 1460)
+    except OSError:
+        pass  # EMSGSIZE: the error the ICMP left on the socket
+    time.sleep(0.1)
+    mtu = s.getsockopt(socket.IPPROTO_IP, 14)  # IP_MTU
+    if mtu < 1500:
+        break
+print(mtu)
+";
+
+#[test]
+fn fwmark_tun_too_big_is_answered_back_through_the_kernel() {
+    if let Some(why) = unavailable() {
+        eprintln!("SKIPPED fwmark_tun_too_big_is_answered_back_through_the_kernel: {why}");
+        return;
+    }
+    if Command::new("nft").arg("--version").output().is_err() {
+        eprintln!(
+            "SKIPPED fwmark_tun_too_big_is_answered_back_through_the_kernel: nft is not installed (scripts/test installs it)"
+        );
+        return;
+    }
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rvs-lab"));
+    let t = Topology::build(&exe, 1).unwrap();
+    for cmd in [
+        "add table ip usermark",
+        "add chain ip usermark pre { type filter hook prerouting priority mangle ; }",
+        &format!("add rule ip usermark pre ip daddr {VIP_TUN} udp dport 5353 meta mark set 5"),
+        &format!("add rule ip usermark pre ip daddr {VIP_TUN} tcp dport 80 meta mark set 5"),
+    ] {
+        let mut argv = vec!["nft"];
+        argv.extend(cmd.split_whitespace());
+        t.lab.exec("d", &argv).unwrap();
+    }
+    t.ipvsadm(&["-A -f 5 -s rr", &format!("-a -f 5 -r {} -i", rip(1))])
+        .unwrap();
+    // Tunnelled (IPIP) behind the mark.
+    assert_eq!(t.http(&format!("http://{VIP_TUN}/"), 2), ["rs1", "rs1"]);
+    // A 1488-byte packet plus 20 bytes of IPIP exceeds the tunnel MTU
+    // (1500): the engine answers "fragmentation needed" (MTU 1480) on the
+    // fwmark path, the frame goes back into the kernel through the veth,
+    // and the kernel routes it to the client. (Without it the client's
+    // path MTU would stay 1500.)
+    let out = t
+        .lab
+        .exec("c", &["python3", "-c", &PMTU_PROBE.replace("VIP", VIP_TUN)])
+        .unwrap();
+    assert_eq!(out.trim(), "1480");
 }
