@@ -12,7 +12,13 @@
  *   rvs_vips   {proto, port, addr} -> flags: destination matches a service
  *              (port 0 = every port of the VIP for that protocol); proto 0,
  *              port 0 = ICMP errors sent to the VIP;
- *   rvs_reals  {proto, port, addr} -> flags: source matches a NAT real server;
+ *   rvs_reals  {proto, port, addr} -> flags: source matches a NAT real server
+ *              (port 0 = every port: real servers of fwmark services that
+ *              keep the client's destination port);
+ *   rvs_locals {addr} -> flags: the director's own addresses; a frame from a
+ *              real server to one of them is the director's own traffic
+ *              (a health check, SSH), never a NAT reply, and is left to
+ *              the kernel;
  *   rvs_xsks   XSKMAP by rx_queue_index;
  *   rvs_stats  per-CPU counters: seen, steered, passed, parse_error.
  */
@@ -43,6 +49,17 @@ struct {
 	__type(key, struct rvs_key);
 	__type(value, __u32);
 } rvs_reals SEC(".maps");
+
+struct rvs_addr {
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rvs_addr);
+	__type(value, __u32);
+} rvs_locals SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -106,29 +123,19 @@ static __always_inline int lookup(void *map, __u8 proto, __u16 port, const __u8 
 	return bpf_map_lookup_elem(map, &k) != NULL;
 }
 
-/* Whether the kernel would deliver a packet from src to dst locally: a
- * NAT real server's packet to the director itself (a health check's
- * answer, any connection of the director's own) belongs to the kernel,
- * not to the engine, which would find no connection for it and could
- * not hand it back. The FIB answers without a map to keep in sync: a
- * local destination is "not forwarded". A director with forwarding off
- * gets FWD_DISABLED here and keeps steering (a NAT director forwards). */
-static __always_inline int to_host(struct xdp_md *ctx, __u16 type, const __u8 *src,
-				   const __u8 *dst)
+static __always_inline int is_local(const __u8 *addr)
 {
-	struct bpf_fib_lookup f;
-	__builtin_memset(&f, 0, sizeof(f));
-	f.ifindex = ctx->ingress_ifindex;
-	if (type == bpf_htons(ETH_P_IP)) {
-		f.family = 2; /* AF_INET */
-		__builtin_memcpy(&f.ipv4_src, src + 12, 4);
-		__builtin_memcpy(&f.ipv4_dst, dst + 12, 4);
-	} else {
-		f.family = 10; /* AF_INET6 */
-		__builtin_memcpy(f.ipv6_src, src, 16);
-		__builtin_memcpy(f.ipv6_dst, dst, 16);
-	}
-	return bpf_fib_lookup(ctx, &f, sizeof(f), 0) == BPF_FIB_LKUP_RET_NOT_FWDED;
+	struct rvs_addr k;
+	__builtin_memcpy(k.addr, addr, 16);
+	return bpf_map_lookup_elem(&rvs_locals, &k) != NULL;
+}
+
+/* A NAT reply: from a real server (its port, or every port) to an address
+ * that is not the director's own. */
+static __always_inline int from_real(__u8 proto, __u16 port, const __u8 *src, const __u8 *dst)
+{
+	return (lookup(&rvs_reals, proto, port, src) || lookup(&rvs_reals, proto, 0, src)) &&
+	       !is_local(dst);
 }
 
 SEC("xdp")
@@ -193,8 +200,8 @@ int rvs_steer(struct xdp_md *ctx)
 		dport = *(__u16 *)(l4 + 2);
 		if (lookup(&rvs_vips, proto, dport, dst) || lookup(&rvs_vips, proto, 0, dst))
 			return steer(ctx);
-		if (lookup(&rvs_reals, proto, sport, src))
-			return to_host(ctx, type, src, dst) ? pass() : steer(ctx);
+		if (from_real(proto, sport, src, dst))
+			return steer(ctx);
 		return pass();
 	}
 	if (fragment && (lookup(&rvs_vips, proto, 0, dst) || lookup(&rvs_vips, 0, 0, dst)))
@@ -227,7 +234,7 @@ int rvs_steer(struct xdp_md *ctx)
 			return pass();
 		__u16 qsport = *(__u16 *)q, qdport = *(__u16 *)(q + 2);
 		if (lookup(&rvs_vips, qproto, qsport, qsrc) || lookup(&rvs_vips, qproto, 0, qsrc) ||
-		    lookup(&rvs_reals, qproto, qdport, qdst) || lookup(&rvs_vips, 0, 0, dst))
+		    from_real(qproto, qdport, qdst, dst) || lookup(&rvs_vips, 0, 0, dst))
 			return steer(ctx);
 	}
 	return pass();

@@ -8,7 +8,7 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let src =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("manifest dir")).join("../../bpf");
-    for prog in ["steer", "decap"] {
+    for prog in ["steer", "decap", "mark"] {
         let c = src.join(format!("{prog}.bpf.c"));
         println!("cargo:rerun-if-changed={}", c.display());
         let status = Command::new("clang")

@@ -128,6 +128,12 @@ impl XskPort {
         self.ifindex
     }
 
+    /// The MAC address of interface `ifname` (from sysfs, in the caller's
+    /// network namespace).
+    pub fn mac_of(ifname: &str) -> Result<[u8; 6], Error> {
+        read_mac(ifname)
+    }
+
     /// Interface MAC address.
     pub fn mac(&self) -> [u8; 6] {
         self.mac

@@ -11,6 +11,8 @@
 //!   apply only the difference;
 //! - [`worker`]: one thread per receive queue owning a `Director`, changes
 //!   applied between batches; packet I/O behind [`worker::Port`];
+//! - [`markpath`]: the fwmark path's routing (marked packets into rvsd's
+//!   veth pair, where the dataplane reads their mark);
 //! - [`server`]: the control socket rvsadm talks to ([`proto`]);
 //! - [`metrics`]: Prometheus text on an opt-in address.
 
@@ -23,6 +25,7 @@ pub mod convert;
 pub mod dataplane;
 pub mod health;
 pub mod keepalived;
+pub mod markpath;
 pub mod metrics;
 pub mod model;
 pub mod nexthop;
