@@ -10,7 +10,13 @@
 //! - First probes are spread ([`crate::policy::first_delay`]): a random
 //!   part of `warmup`, else a per-target offset within `delay_loop`.
 //! - Every state change is sent to the [`Sink`] as an [`Event`];
-//!   [`Monitor::snapshot`] gives every check's current state.
+//!   [`Monitor::snapshot`] gives every check's current state. A new check
+//!   sends no event for its initial state ([`State::initial`]: up, or down
+//!   with `alpha`), which [`Monitor::snapshot`] shows once the `set` is
+//!   applied; the first event is its first change.
+//! - Probes run on the monitor's thread (a current-thread runtime): the
+//!   work per probe is small, and waiting is on sockets and timers.
+//!   MISC_CHECK programs run as child processes.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};

@@ -25,9 +25,9 @@ mod http;
 mod misc;
 mod ping;
 
-pub use http::body_digest;
-pub use misc::{MISC_KILL_GRACE, misc_exit_result};
-pub use ping::{PingSocket, ping};
+pub use http::{body_digest, http_check};
+pub use misc::{MISC_KILL_GRACE, misc_check, misc_exit_result};
+pub use ping::{PingSocket, ping, ping_check};
 
 /// Largest HTTP response read (headers and body); a longer one fails.
 pub const MAX_HTTP_RESPONSE: usize = 16 << 20;
