@@ -32,5 +32,5 @@ pub mod probe;
 pub mod spec;
 
 pub use monitor::{CheckStatus, Event, Monitor, MonitorConfig, Sink, Target};
-pub use policy::{Policy, PolicyParams, ProbeResult, State};
+pub use policy::{Policy, PolicyParams, ProbeResult, State, combine};
 pub use probe::probe;
