@@ -132,7 +132,10 @@ pub(crate) fn probe_socket(
             ));
         }
         if c.bind_port.is_some() && ty == Type::STREAM {
+            // the same source port every probe: close with a reset, so no
+            // TIME_WAIT of the last probe blocks the next one
             s.set_reuse_address(true)?;
+            s.set_linger(Some(Duration::ZERO))?;
         }
         let mut src = SocketAddr::new(ip, c.bind_port.unwrap_or(0));
         if let (SocketAddr::V6(v6), Some(ifname)) = (&mut src, &c.bind_if)
