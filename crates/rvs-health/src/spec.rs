@@ -41,8 +41,10 @@ pub struct Common {
     pub retry: u32,
     /// `delay_before_retry` (default 1 s; 3 s for HTTP_GET and SSL_GET).
     pub delay_before_retry: Duration,
-    /// `warmup`: a random delay up to this before the first probe (and
-    /// after each state change), so many checks do not fire together.
+    /// `warmup`: a random delay up to this before the first probe, so
+    /// many checks do not fire together (keepalived's default is
+    /// delay_loop; `None` here spreads first probes by a per-target offset
+    /// within delay_loop instead).
     pub warmup: Option<Duration>,
     /// `delay_loop`: interval between probes (default 60 s).
     pub delay_loop: Duration,
