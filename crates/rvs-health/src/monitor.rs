@@ -10,7 +10,13 @@
 //! - First probes are spread ([`crate::policy::first_delay`]): a random
 //!   part of `warmup`, else a per-target offset within `delay_loop`.
 //! - Every state change is sent to the [`Sink`] as an [`Event`];
-//!   [`Monitor::snapshot`] gives every check's current state.
+//!   [`Monitor::snapshot`] gives every check's current state. A new check
+//!   sends no event for its initial state ([`State::initial`]: up, or down
+//!   with `alpha`), which [`Monitor::snapshot`] shows once the `set` is
+//!   applied; the first event is its first change.
+//! - Probes run on the monitor's thread (a current-thread runtime): the
+//!   work per probe is small, and waiting is on sockets and timers.
+//!   MISC_CHECK programs run as child processes.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -154,8 +160,10 @@ impl Monitor {
         let _ = self.tx.send(Cmd::Set(checks));
     }
 
-    /// Every check's current state (after the last applied [`Monitor::set`];
-    /// a set just sent may not be applied yet).
+    /// Every check's current state, in no particular order. A
+    /// [`Monitor::set`] is applied on the monitor's thread, so one just
+    /// sent may not show yet; once applied, every new check is listed in
+    /// its initial state.
     pub fn snapshot(&self) -> Vec<CheckStatus> {
         let t = self.table.lock().unwrap_or_else(|e| e.into_inner());
         t.values().cloned().collect()
@@ -204,6 +212,9 @@ async fn run(mut rx: tmpsc::UnboundedReceiver<Cmd>, shared: Arc<Shared>) {
         match cmd {
             Cmd::Stop => break,
             Cmd::Set(list) => {
+                // first probes are timed from here, however long the
+                // spawning below takes
+                let base = tokio::time::Instant::now();
                 let wanted: HashSet<Target> = list.into_iter().collect();
                 tasks.retain(|t, h| {
                     let keep = wanted.contains(t);
@@ -212,17 +223,27 @@ async fn run(mut rx: tmpsc::UnboundedReceiver<Cmd>, shared: Arc<Shared>) {
                     }
                     keep
                 });
-                {
-                    let mut table = shared.table.lock().unwrap_or_else(|e| e.into_inner());
-                    table.retain(|t, _| wanted.contains(t));
-                }
+                let mut table = shared.table.lock().unwrap_or_else(|e| e.into_inner());
+                table.retain(|t, _| wanted.contains(t));
                 for t in wanted {
                     if tasks.contains_key(&t) {
                         continue;
                     }
-                    let h = tokio::spawn(check_task(t.clone(), shared.clone()));
+                    // listed at once, in its initial state
+                    table.insert(
+                        t.clone(),
+                        CheckStatus {
+                            target: t.clone(),
+                            state: State::initial(&t.spec.common),
+                            has_run: false,
+                            retries: 0,
+                            last_failure: None,
+                        },
+                    );
+                    let h = tokio::spawn(check_task(t.clone(), base, shared.clone()));
                     tasks.insert(t, h);
                 }
+                drop(table);
             }
         }
     }
@@ -263,11 +284,10 @@ fn random_u64() -> u64 {
     splitmix(t ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(std::process::id()))
 }
 
-async fn check_task(target: Target, shared: Arc<Shared>) {
-    let now = tokio::time::Instant::now();
+async fn check_task(target: Target, base: tokio::time::Instant, shared: Arc<Shared>) {
+    let now = base;
     let first = policy::first_delay(&target.spec.common, key_of(&target), random_u64());
     let mut pol = Policy::new(PolicyParams::from_spec(&target.spec), now.into_std(), first);
-    update_table(&shared, &target, &pol, None);
     loop {
         tokio::time::sleep_until(tokio::time::Instant::from_std(pol.next_probe())).await;
         let (started, result) = {
@@ -276,7 +296,11 @@ async fn check_task(target: Target, shared: Arc<Shared>) {
             };
             let _g = InFlight::enter(&shared.in_flight);
             let started = tokio::time::Instant::now().into_std();
-            (started, probe::probe(target.addr, &target.spec).await)
+            // boxed: a task waiting for its next probe stays small
+            (
+                started,
+                Box::pin(probe::probe(target.addr, &target.spec)).await,
+            )
         };
         // keepalived times MISC_CHECK's next run from the last start, the
         // network checks from the end of the probe

@@ -72,6 +72,24 @@ impl State {
     }
 }
 
+/// A real server's state from the states of all its checkers (keepalived:
+/// the server is alive only while none of its checkers is down). A
+/// dynamic weight (MISC_CHECK `misc_dynamic`) sets the server's weight;
+/// with several, rvs takes the smallest (keepalived takes whichever
+/// reported last). No checker at all: up.
+pub fn combine(states: impl IntoIterator<Item = State>) -> State {
+    let mut out = State::Up;
+    for s in states {
+        out = match (out, s) {
+            (State::Down, _) | (_, State::Down) => return State::Down,
+            (State::UpWeight(a), State::UpWeight(b)) => State::UpWeight(a.min(b)),
+            (State::UpWeight(a), State::Up) | (State::Up, State::UpWeight(a)) => State::UpWeight(a),
+            (State::Up, State::Up) => State::Up,
+        };
+    }
+    out
+}
+
 /// The timing settings the policy uses, taken from a [`CheckSpec`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PolicyParams {
@@ -370,6 +388,16 @@ mod tests {
         let mut p = Policy::new(pp, t0, s(0));
         assert_eq!(p.on_result(t0, &fail()), Some(State::Down));
         assert_eq!(p.next_probe(), t0 + s(60));
+    }
+
+    #[test]
+    fn combined_real_server_state() {
+        use State::*;
+        assert_eq!(combine([]), Up);
+        assert_eq!(combine([Up, Up]), Up);
+        assert_eq!(combine([Up, Down, UpWeight(3)]), Down);
+        assert_eq!(combine([UpWeight(5), Up, UpWeight(3)]), UpWeight(3));
+        assert_eq!(combine([Up, UpWeight(0)]), UpWeight(0));
     }
 
     #[test]

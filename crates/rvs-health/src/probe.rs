@@ -25,9 +25,9 @@ mod http;
 mod misc;
 mod ping;
 
-pub use http::body_digest;
-pub use misc::{MISC_KILL_GRACE, misc_exit_result};
-pub use ping::{PingSocket, ping};
+pub use http::{body_digest, http_check};
+pub use misc::{MISC_KILL_GRACE, misc_check, misc_exit_result};
+pub use ping::{PingSocket, ping, ping_check};
 
 /// Largest HTTP response read (headers and body); a longer one fails.
 pub const MAX_HTTP_RESPONSE: usize = 16 << 20;
@@ -55,6 +55,100 @@ pub fn max_duration(spec: &CheckSpec) -> Duration {
         }
         _ => spec.common.connect_timeout + margin,
     }
+}
+
+/// What in `spec` cannot work, each as a message (empty: fine). For the
+/// configuration check (`rvsd --check`): a probe of such a spec fails
+/// every time with the same reason.
+///
+/// `regex` is Rust `regex` syntax, which is PCRE without look-around and
+/// back-references; a pattern using those is reported here.
+pub fn validate(spec: &CheckSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let c = &spec.common;
+    if let (Some(ip), Some(bind)) = (c.connect_ip, c.bindto)
+        && ip.is_ipv4() != bind.is_ipv4()
+    {
+        out.push(format!(
+            "bindto {bind} and connect_ip {ip} are of different families"
+        ));
+    }
+    match &spec.kind {
+        CheckKind::Http(h) => {
+            if h.urls.is_empty() {
+                out.push("no url block".into());
+            }
+            for u in &h.urls {
+                if !u.path.starts_with('/') && !u.path.starts_with("http") {
+                    out.push(format!("url path {:?} does not start with /", u.path));
+                }
+                if u.path
+                    .chars()
+                    .any(|ch| ch.is_ascii_whitespace() || ch.is_ascii_control())
+                {
+                    out.push(format!(
+                        "url path {:?} has white space or control characters",
+                        u.path
+                    ));
+                }
+                if let Some(d) = &u.digest
+                    && (d.len() != 32 || !d.bytes().all(|b| b.is_ascii_hexdigit()))
+                {
+                    out.push(format!(
+                        "url {}: digest {d:?} is not 32 hex digits (an MD5)",
+                        u.path
+                    ));
+                }
+                for &(lo, hi) in &u.status {
+                    if lo > hi || !(100..=599).contains(&lo) || !(100..=599).contains(&hi) {
+                        out.push(format!(
+                            "url {}: status_code range {lo}-{hi} is not within 100-599",
+                            u.path
+                        ));
+                    }
+                }
+                if let Some(re) = &u.regex
+                    && let Err(e) = regex::bytes::Regex::new(re)
+                {
+                    out.push(format!("url {}: regex {re:?}: {e}", u.path));
+                }
+            }
+        }
+        CheckKind::Udp(u) => {
+            if let (Some(m), Some(r)) = (&u.require_reply_mask, &u.require_reply)
+                && m.len() != r.len()
+            {
+                out.push("require_reply_mask and require_reply differ in length".into());
+            }
+            let min = u.min_reply_length.unwrap_or(UDP_DEFAULT_REPLY_LENGTH.0);
+            let max = u.max_reply_length.unwrap_or(UDP_DEFAULT_REPLY_LENGTH.1);
+            if u.require_reply.is_some() && min > max {
+                out.push(format!(
+                    "min_reply_length {min} > max_reply_length {max}: always fails"
+                ));
+            }
+        }
+        CheckKind::Dns(d) => {
+            if let Err(e) = dns_query(0, d) {
+                out.push(e);
+            }
+        }
+        CheckKind::Smtp(s) => {
+            if s.helo_name.is_empty() || s.helo_name.contains(['\r', '\n']) {
+                out.push(format!(
+                    "helo_name {:?} is empty or has a line break",
+                    s.helo_name
+                ));
+            }
+        }
+        CheckKind::Misc(m) => {
+            if m.path.trim().is_empty() {
+                out.push("misc_path is empty".into());
+            }
+        }
+        CheckKind::Tcp | CheckKind::Ping => {}
+    }
+    out
 }
 
 /// Run one probe of `spec` against the real server `addr`.
@@ -132,7 +226,10 @@ pub(crate) fn probe_socket(
             ));
         }
         if c.bind_port.is_some() && ty == Type::STREAM {
+            // the same source port every probe: close with a reset, so no
+            // TIME_WAIT of the last probe blocks the next one
             s.set_reuse_address(true)?;
+            s.set_linger(Some(Duration::ZERO))?;
         }
         let mut src = SocketAddr::new(ip, c.bind_port.unwrap_or(0));
         if let (SocketAddr::V6(v6), Some(ifname)) = (&mut src, &c.bind_if)
@@ -480,6 +577,75 @@ mod tests {
         u.max_reply_length = Some(1000);
         u.require_reply = Some(vec![]);
         assert!(udp_reply_ok(&u, &[b'a'; 256]).is_ok());
+    }
+
+    #[test]
+    fn validation() {
+        use crate::spec::{HttpCheck, HttpProtocol, MiscCheck, UrlCheck};
+        let url = |path: &str| UrlCheck {
+            path: path.into(),
+            digest: None,
+            status: vec![],
+            virtualhost: None,
+            regex: None,
+            regex_no_match: false,
+        };
+        let http = |urls| CheckSpec {
+            kind: CheckKind::Http(HttpCheck {
+                tls: false,
+                urls,
+                virtualhost: None,
+                protocol: HttpProtocol::Http10,
+                enable_sni: false,
+                sni_name: None,
+                fast_recovery: false,
+            }),
+            common: Common::default(),
+        };
+        assert!(validate(&http(vec![url("/")])).is_empty());
+        assert_eq!(validate(&http(vec![])), ["no url block"]);
+        let mut u = url("/x");
+        u.digest = Some("abc".into());
+        u.status = vec![(200, 299), (302, 301)];
+        u.regex = Some("(?<=a)b".into()); // PCRE look-behind
+        let v = validate(&http(vec![u, url("a b")]));
+        assert_eq!(v.len(), 5, "{v:?}");
+        assert!(
+            v[0].contains("digest") && v[1].contains("302-301") && v[2].contains("regex"),
+            "{v:?}"
+        );
+        let misc = CheckSpec {
+            kind: CheckKind::Misc(MiscCheck {
+                path: " ".into(),
+                timeout: None,
+                dynamic: false,
+                user: None,
+            }),
+            common: Common {
+                connect_ip: Some("::1".parse().unwrap()),
+                bindto: Some("127.0.0.1".parse().unwrap()),
+                ..Common::default()
+            },
+        };
+        assert_eq!(validate(&misc).len(), 2);
+        let dns = CheckSpec {
+            kind: CheckKind::Dns(DnsCheck {
+                qtype: DnsType::A,
+                name: "a..b".into(),
+            }),
+            common: Common::default(),
+        };
+        assert_eq!(validate(&dns).len(), 1);
+        let udp = CheckSpec {
+            kind: CheckKind::Udp(UdpCheck {
+                require_reply: Some(vec![1, 2]),
+                require_reply_mask: Some(vec![0]),
+                min_reply_length: Some(300),
+                ..UdpCheck::default()
+            }),
+            common: Common::default(),
+        };
+        assert_eq!(validate(&udp).len(), 2);
     }
 
     #[test]

@@ -44,10 +44,10 @@ pub struct Common {
     /// `delay_before_retry` (default 1 s; 3 s for HTTP_GET and SSL_GET;
     /// delay_loop for DNS_CHECK).
     pub delay_before_retry: Duration,
-    /// `warmup`: a random delay up to this before the first probe (and
-    /// after each state change), so many checks do not fire together.
-    /// keepalived's default is the delay_loop (the keepalived parser sets
-    /// it so); `None` or zero: no random delay.
+    /// `warmup`: a random delay up to this before the first probe, so
+    /// many checks do not fire together (keepalived's default is
+    /// delay_loop, and the keepalived parser sets it so; `None` here
+    /// spreads first probes by a per-target offset within delay_loop).
     pub warmup: Option<Duration>,
     /// `delay_loop`: interval between probes (default 60 s).
     pub delay_loop: Duration,

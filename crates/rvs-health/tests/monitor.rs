@@ -510,3 +510,75 @@ async fn a_thousand_checks_spread_and_bounded() {
     assert!(rx.try_recv().is_err(), "a check changed state");
     mon.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_stopped_goes_down_within_bound_and_returns() {
+    // issue 4's lab case, on loopback: stop the HTTP server, the check is
+    // down within delay_loop + (connect_timeout + delay_before_retry) × retry
+    // + connect_timeout; start it again and it is up within delay_loop
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let serve = |l: tokio::net::TcpListener| {
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\nok").await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        })
+    };
+    let server = serve(l);
+    let c = Common {
+        connect_timeout: Duration::from_millis(200),
+        retry: 2,
+        delay_before_retry: Duration::from_millis(100),
+        delay_loop: Duration::from_millis(300),
+        warmup: Some(Duration::from_millis(5)),
+        ..Common::default()
+    };
+    let bound =
+        c.delay_loop + (c.connect_timeout + c.delay_before_retry) * c.retry + c.connect_timeout;
+    let t = http_target(addr, "/", c.clone());
+    let (tx, rx) = mpsc::channel();
+    let mon = Monitor::start(MonitorConfig::default(), tx).unwrap();
+    mon.set(vec![t.clone()]);
+    assert!(
+        eventually(Duration::from_secs(2), || mon
+            .snapshot()
+            .iter()
+            .any(|s| s.has_run))
+        .await
+    );
+    assert_eq!(mon.state(&t), Some(State::Up));
+    server.abort();
+    let _ = server.await;
+    let stopped = Instant::now();
+    let ev = recv_for(&rx, Duration::from_secs(5)).expect("down");
+    let took = stopped.elapsed();
+    assert_eq!(ev.state, State::Down);
+    assert!(ev.reason.contains("refused"), "{}", ev.reason);
+    // at least the retries' spacing, at most the bound (plus scheduling slack)
+    assert!(took >= c.delay_before_retry * c.retry, "{took:?}");
+    assert!(
+        took <= bound + Duration::from_millis(300),
+        "{took:?} > {bound:?}"
+    );
+    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let started = Instant::now();
+    let _server = serve(l);
+    let ev = recv_for(&rx, Duration::from_secs(5)).expect("up");
+    assert_eq!(ev.state, State::Up);
+    assert!(
+        started.elapsed() <= c.delay_loop + Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    mon.stop();
+}

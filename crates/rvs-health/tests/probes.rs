@@ -49,6 +49,15 @@ async fn tcp_connect_port_overrides_and_source_binding() {
     assert_eq!(r, ProbeResult::Up);
     let peer = acc.unwrap().1;
     assert_eq!(peer, SocketAddr::from(([127, 0, 0, 2], src_port)));
+    // the same source port again and again (the probe closes with a reset,
+    // leaving no TIME_WAIT; on loopback the kernel's default tcp_tw_reuse
+    // would allow the reuse anyway, so this shows repeated probes work,
+    // not the reset)
+    for _ in 0..3 {
+        let (r, acc) = tokio::join!(probe(real, &s), l.accept());
+        assert_eq!(r, ProbeResult::Up);
+        assert_eq!(acc.unwrap().1.port(), src_port);
+    }
 }
 
 #[tokio::test]

@@ -28,7 +28,7 @@ pub fn body_digest(body: &[u8]) -> String {
 }
 
 /// HTTP_GET / SSL_GET: every url must pass.
-pub(crate) async fn http_check(to: SocketAddr, c: &Common, h: &HttpCheck) -> ProbeResult {
+pub async fn http_check(to: SocketAddr, c: &Common, h: &HttpCheck) -> ProbeResult {
     if h.urls.is_empty() {
         return ProbeResult::down("no url to check");
     }

@@ -75,7 +75,7 @@ impl Drop for GroupGuard {
 /// timeout (`misc_timeout`, else `delay_loop`; then SIGTERM to its
 /// process group, SIGKILL [`MISC_KILL_GRACE`] later), is a failure. `user`
 /// needs root (setuid); without root it fails with a reason saying so.
-pub(crate) async fn misc_check(m: &MiscCheck, c: &Common) -> ProbeResult {
+pub async fn misc_check(m: &MiscCheck, c: &Common) -> ProbeResult {
     let limit = m.timeout.unwrap_or(c.delay_loop);
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")

@@ -143,7 +143,7 @@ pub async fn ping(ip: IpAddr, c: &Common) -> Result<PingSocket, String> {
 }
 
 /// PING_CHECK.
-pub(crate) async fn ping_check(ip: IpAddr, c: &Common) -> ProbeResult {
+pub async fn ping_check(ip: IpAddr, c: &Common) -> ProbeResult {
     match ping(ip, c).await {
         Ok(_) => ProbeResult::Up,
         Err(e) => ProbeResult::Down(e),
