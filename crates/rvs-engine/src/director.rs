@@ -688,7 +688,15 @@ impl Director {
         let Some(dest) = self.topo.dest(dest_id) else {
             return self.drop(DropReason::NoDest);
         };
-        let dport = if dest.cfg.port != 0 {
+        // ip_vs_schedule: the dest's port, or the packet's when the dest has
+        // none. ip_vs_sched_persist: the dest's port only for packets to the
+        // service's own port, so persistent port-zero and fwmark services
+        // keep the packet's port whatever the dest's.
+        let svc_port = match svc_key(&self.topo, svc_idx) {
+            Some(ServiceKey::Addr { port, .. }) => port,
+            _ => 0,
+        };
+        let dport = if dest.cfg.port != 0 && (!persistent || info.dport == svc_port) {
             dest.cfg.port
         } else {
             info.dport

@@ -270,3 +270,43 @@ fn delayed_template_runs_on_sixty_seconds() {
     assert_eq!(d.conn_count(), 0);
     assert_eq!(counts(&d), vec![(v4("10.20.0.11"), 0, 0, 0)]);
 }
+
+/// The real server's port applies to packets for the service's own port
+/// (ip_vs_sched_persist): a persistent fwmark or port-zero service keeps
+/// each packet's port even when the real server has one; a non-persistent
+/// fwmark service maps to it (ip_vs_schedule).
+#[test]
+fn persistent_port_zero_and_fwmark_services_keep_the_packets_port() {
+    let rip = v4("10.20.0.11");
+    let vip = v4("192.0.2.10");
+    let c = v4("198.51.100.7");
+    let mark = RxMeta { fwmark: 3, zone: 0 };
+    let fwm = ServiceKey::Fwmark {
+        mark: 3,
+        af: Af::V4,
+    };
+    for persist in [true, false] {
+        let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
+        let mut s = ServiceConfig::new(fwm);
+        s.persistence = persist.then(|| Duration::from_secs(300));
+        d.add_service(s).unwrap();
+        d.add_dest(&fwm, dest(rip, 8080, 1, Forward::Masq)).unwrap();
+        let (v, out) = run_meta(&mut d, t(1), &tcp(c, 40000, vip, 80, SYN, b""), &mark);
+        assert_eq!(next_hop(&v), rip);
+        let port = if persist { 80 } else { 8080 };
+        assert_eq!(out, tcp(c, 40000, rip, port, SYN, b""), "persist {persist}");
+    }
+    let any = tcp_svc(vip, 0);
+    let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
+    persistent(&mut d, any, SchedKind::Rr, 300, 32);
+    d.add_dest(&any, dest(rip, 8080, 1, Forward::Masq)).unwrap();
+    let (_, out) = run(&mut d, t(1), &tcp(c, 40001, vip, 443, SYN, b""));
+    assert_eq!(out, tcp(c, 40001, rip, 443, SYN, b""));
+    // A persistent service on a port maps that port to the server's.
+    let web = tcp_svc(vip, 80);
+    let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
+    persistent(&mut d, web, SchedKind::Rr, 300, 32);
+    d.add_dest(&web, dest(rip, 8080, 1, Forward::Masq)).unwrap();
+    let (_, out) = run(&mut d, t(1), &tcp(c, 40002, vip, 80, SYN, b""));
+    assert_eq!(out, tcp(c, 40002, rip, 8080, SYN, b""));
+}
