@@ -1102,6 +1102,12 @@ impl Director {
         let Some(inner) = info.icmp.and_then(|i| i.inner) else {
             return self.pass();
         };
+        // ip_vs_in_icmp / ip_vs_out_icmp relate only destination
+        // unreachable, source quench and time exceeded (redirects and
+        // parameter problems go to the host); over IPv6 every error type.
+        if info.af == Af::V4 && !info.icmp.is_some_and(|i| matches!(i.ty, 3 | 4 | 11)) {
+            return self.pass();
+        }
         if info.frag != Frag::None {
             return self.drop(DropReason::Fragment);
         }
