@@ -24,6 +24,10 @@ const TCP_ACK: u8 = 0x10;
 const SCTP_INIT: u8 = 1;
 use rvs_conn::NO_CONN;
 
+/// How long IPVS delays the expiry of a template that still controls
+/// connections (`ip_vs_conn_expire`'s `expire_later`).
+const TEMPLATE_DELAY: Duration = Duration::from_secs(60);
+
 /// When L4 checksums are verified (IP header checksums always are).
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub enum ChecksumPolicy {
@@ -304,6 +308,8 @@ pub struct Director {
     next_estimate: Instant,
     next_dest_id: u32,
     events: VecDeque<Event>,
+    /// Templates whose expiry was delayed in the current `handle_timeout`.
+    delayed: Vec<ConnId>,
 }
 
 impl std::fmt::Debug for Director {
@@ -333,6 +339,7 @@ impl Director {
             next_estimate: now + Estimator::PERIOD,
             next_dest_id: 0,
             events: VecDeque::new(),
+            delayed: Vec::new(),
         }
     }
 
@@ -466,18 +473,16 @@ impl Director {
             ..
         } = self;
         let record = cfg.events;
+        let mut delayed = std::mem::take(&mut self.delayed);
         conns.expire(now, |id, c| {
             if c.flags.contains(ConnFlags::TEMPLATE)
                 && topo.template_refs.get(&id).copied().unwrap_or(0) > 0
             {
-                // IPVS keeps a template alive while connections it controls live.
-                let t = topo
-                    .services
-                    .get(c.svc as usize)
-                    .and_then(|s| s.as_ref())
-                    .and_then(|s| s.cfg.persistence)
-                    .unwrap_or(Duration::from_secs(60));
-                return ExpireAction::Keep(t);
+                // IPVS keeps a template alive while connections it controls
+                // live: `expire_later` re-arms it for 60 s and makes 60 s its
+                // timeout from then on (`cp->timeout = 60*HZ`).
+                delayed.push(id);
+                return ExpireAction::Keep(TEMPLATE_DELAY);
             }
             topo.release(id, c);
             if record {
@@ -485,6 +490,10 @@ impl Director {
             }
             ExpireAction::Remove
         });
+        for id in delayed.drain(..) {
+            self.conns.set_timeout(id, TEMPLATE_DELAY, now);
+        }
+        self.delayed = delayed;
         if now >= self.next_estimate {
             self.estimate();
             for s in self.topo.services.iter_mut().flatten() {
@@ -679,7 +688,15 @@ impl Director {
         let Some(dest) = self.topo.dest(dest_id) else {
             return self.drop(DropReason::NoDest);
         };
-        let dport = if dest.cfg.port != 0 {
+        // ip_vs_schedule: the dest's port, or the packet's when the dest has
+        // none. ip_vs_sched_persist: the dest's port only for packets to the
+        // service's own port, so persistent port-zero and fwmark services
+        // keep the packet's port whatever the dest's.
+        let svc_port = match svc_key(&self.topo, svc_idx) {
+            Some(ServiceKey::Addr { port, .. }) => port,
+            _ => 0,
+        };
+        let dport = if dest.cfg.port != 0 && (!persistent || info.dport == svc_port) {
             dest.cfg.port
         } else {
             info.dport
@@ -797,7 +814,9 @@ impl Director {
                         && self.topo.dest(t.dest).is_some_and(|d| d.cfg.weight == 0))
             });
             if valid {
-                self.conns.set_timeout(tid, timeout, now);
+                // ip_vs_conn_put: re-armed with the template's own timeout
+                // (the service's, or 60 s once a delayed expiry set it).
+                self.conns.touch(tid, now);
                 let dest = self.conns.get(tid).map(|t| t.dest).unwrap_or(u32::MAX);
                 return Ok((dest, tid));
             }
@@ -1083,6 +1102,12 @@ impl Director {
         let Some(inner) = info.icmp.and_then(|i| i.inner) else {
             return self.pass();
         };
+        // ip_vs_in_icmp / ip_vs_out_icmp relate only destination
+        // unreachable, source quench and time exceeded (redirects and
+        // parameter problems go to the host); over IPv6 every error type.
+        if info.af == Af::V4 && !info.icmp.is_some_and(|i| matches!(i.ty, 3 | 4 | 11)) {
+            return self.pass();
+        }
         if info.frag != Frag::None {
             return self.drop(DropReason::Fragment);
         }

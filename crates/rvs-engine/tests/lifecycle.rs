@@ -498,3 +498,41 @@ fn syn_on_a_quiescent_servers_entry_is_rescheduled_with_expire_nodest_conn() {
         assert_eq!(d.conn_count(), 1);
     }
 }
+
+/// ICMPv4 errors IPVS relates to a connection are destination unreachable,
+/// source quench and time exceeded; a redirect or a parameter problem
+/// quoting the same packet goes to the host untouched.
+#[test]
+fn only_ipvs_icmp_error_types_are_translated() {
+    let vip = v4("192.0.2.10");
+    let rip = v4("10.20.0.11");
+    let cip = v4("198.51.100.7");
+    let mut d = director_with(
+        tcp_svc(vip, 80),
+        SchedKind::Rr,
+        &[dest(rip, 8080, 1, Forward::Masq)],
+    );
+    run(&mut d, t(1), &tcp(cip, 40000, vip, 80, SYN, b""));
+    // What the real server got; a router near it answers about it.
+    let sent = tcp(cip, 40000, rip, 8080, SYN, b"");
+    let router = [10, 20, 0, 254];
+    let error = |ty: u8, code: u8| {
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2(CMAC, DMAC)
+            .ipv4(router, cip.octets4(), 64)
+            .icmpv4_raw(ty, code, [0; 4])
+            .write(&mut f, &sent[14..])
+            .unwrap();
+        f
+    };
+    for (ty, code) in [(3u8, 1u8), (4, 0), (11, 0)] {
+        let (v, _) = run(&mut d, t(2), &error(ty, code));
+        assert_eq!(next_hop(&v), cip, "type {ty}");
+    }
+    for (ty, code) in [(5u8, 1u8), (12, 0)] {
+        let f = error(ty, code);
+        let (v, out) = run(&mut d, t(2), &f);
+        assert_eq!(v, Verdict::Pass, "type {ty}");
+        assert_eq!(out, f);
+    }
+}

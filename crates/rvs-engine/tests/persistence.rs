@@ -226,3 +226,87 @@ fn ipv6_persistence_is_by_prefix_length() {
     nets.sort();
     assert_eq!(nets, ["2001:db8:1:2::", "2001:db8:1:3::"]);
 }
+
+/// IPVS's delayed template expiry: a template that outlives its timeout
+/// because it still controls connections is re-armed for 60 s, and 60 s
+/// stays its timeout (`cp->timeout = 60*HZ`): later hits re-arm it for 60 s,
+/// not for the service's persistence timeout. Once its connections are
+/// gone it goes at the next of those checks.
+#[test]
+fn delayed_template_runs_on_sixty_seconds() {
+    let vip = v4("192.0.2.10");
+    let key = udp_svc(vip, 53);
+    let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
+    persistent(&mut d, key, SchedKind::Rr, 10, 32);
+    d.add_dest(&key, dest(v4("10.20.0.11"), 53, 1, Forward::Route))
+        .unwrap();
+    let c = v4("198.51.100.7");
+    let template = |d: &Director, now| {
+        d.connections(now)
+            .into_iter()
+            .find(|x| x.conn.flags.contains(ConnFlags::TEMPLATE))
+            .map(|x| x.expires_in.as_secs())
+    };
+    run(&mut d, t(0), &udp(c, 1000, vip, 53, b"q"));
+    assert_eq!(template(&d, t(0)), Some(10));
+    // Before its timeout, a hit re-arms it for the service's 10 s.
+    run(&mut d, t(5), &udp(c, 1001, vip, 53, b"q"));
+    assert_eq!(template(&d, t(5)), Some(10));
+    // At 15 s it is due, but controls two connections: delayed by 60 s.
+    d.handle_timeout(t(15));
+    assert_eq!(template(&d, t(15)), Some(60));
+    // A new connection through it now re-arms it for 60 s.
+    run(&mut d, t(20), &udp(c, 1002, vip, 53, b"q"));
+    assert_eq!(template(&d, t(20)), Some(60));
+    // It lives as long as its connections (UDP, 300 s from 20 s) ...
+    for s in (21..=320).step_by(5) {
+        d.handle_timeout(t(s));
+        assert!(template(&d, t(s)).is_some(), "template gone at {s} s");
+    }
+    // ... and goes within 60 s of the last one.
+    for s in (321..=381).step_by(5) {
+        d.handle_timeout(t(s));
+    }
+    assert_eq!(d.conn_count(), 0);
+    assert_eq!(counts(&d), vec![(v4("10.20.0.11"), 0, 0, 0)]);
+}
+
+/// The real server's port applies to packets for the service's own port
+/// (ip_vs_sched_persist): a persistent fwmark or port-zero service keeps
+/// each packet's port even when the real server has one; a non-persistent
+/// fwmark service maps to it (ip_vs_schedule).
+#[test]
+fn persistent_port_zero_and_fwmark_services_keep_the_packets_port() {
+    let rip = v4("10.20.0.11");
+    let vip = v4("192.0.2.10");
+    let c = v4("198.51.100.7");
+    let mark = RxMeta { fwmark: 3, zone: 0 };
+    let fwm = ServiceKey::Fwmark {
+        mark: 3,
+        af: Af::V4,
+    };
+    for persist in [true, false] {
+        let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
+        let mut s = ServiceConfig::new(fwm);
+        s.persistence = persist.then(|| Duration::from_secs(300));
+        d.add_service(s).unwrap();
+        d.add_dest(&fwm, dest(rip, 8080, 1, Forward::Masq)).unwrap();
+        let (v, out) = run_meta(&mut d, t(1), &tcp(c, 40000, vip, 80, SYN, b""), &mark);
+        assert_eq!(next_hop(&v), rip);
+        let port = if persist { 80 } else { 8080 };
+        assert_eq!(out, tcp(c, 40000, rip, port, SYN, b""), "persist {persist}");
+    }
+    let any = tcp_svc(vip, 0);
+    let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
+    persistent(&mut d, any, SchedKind::Rr, 300, 32);
+    d.add_dest(&any, dest(rip, 8080, 1, Forward::Masq)).unwrap();
+    let (_, out) = run(&mut d, t(1), &tcp(c, 40001, vip, 443, SYN, b""));
+    assert_eq!(out, tcp(c, 40001, rip, 443, SYN, b""));
+    // A persistent service on a port maps that port to the server's.
+    let web = tcp_svc(vip, 80);
+    let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
+    persistent(&mut d, web, SchedKind::Rr, 300, 32);
+    d.add_dest(&web, dest(rip, 8080, 1, Forward::Masq)).unwrap();
+    let (_, out) = run(&mut d, t(1), &tcp(c, 40002, vip, 80, SYN, b""));
+    assert_eq!(out, tcp(c, 40002, rip, 8080, SYN, b""));
+}

@@ -888,6 +888,52 @@ pub fn fixtures() -> Vec<Fixture> {
             step(icmp_in_in, fwd(rip4(1), icmp_in_exp)),
         ],
     });
+    // TUN across families (tunnels may mix them): an IPv4 client packet to
+    // an IPv6 real server (4in6), and an IPv6 one to an IPv4 server (6in4,
+    // DF clear and TOS/TTL from the traffic class and hop limit).
+    let syn = tcp(c, v, cip4(), 40000, vip4(), 80, SYN, b"");
+    all.push(Fixture {
+        name: "tun_ipip_4in6",
+        description: "TUN: an IPv4 service whose real server is reached over IPv6 (4in6)",
+        setup: || {
+            one_service(
+                tcp_key(vip4(), 80),
+                SchedKind::Rr,
+                None,
+                &[(rip6(1), 80, 1, Forward::Tunnel(TunnelKind::Ipip))],
+            )
+        },
+        steps: vec![Step {
+            mask: vec![(15, 18)],
+            ..step(
+                syn.clone(),
+                Expect::Forward {
+                    next_hop: rip6(1),
+                    frame: tunnel_v6_ipip(dip6(), rip6(1), &syn),
+                },
+            )
+        }],
+    });
+    let syn6 = tcp(c, v, cip6(), 40000, vip6(), 80, SYN, b"");
+    all.push(Fixture {
+        name: "tun_ipip_6in4",
+        description: "TUN: an IPv6 service whose real server is reached over IPv4 (6in4)",
+        setup: || {
+            one_service(
+                tcp_key(vip6(), 80),
+                SchedKind::Rr,
+                None,
+                &[(rip4(1), 80, 1, Forward::Tunnel(TunnelKind::Ipip))],
+            )
+        },
+        steps: vec![step(
+            syn6.clone(),
+            Expect::Forward {
+                next_hop: rip4(1),
+                frame: tunnel_v4(&TunnelKind::Ipip, dip4(), rip4(1), &syn6, 0),
+            },
+        )],
+    });
     // IPv6: TUN 6in6, and ICMPv6 errors about a NAT connection both ways.
     let syn6 = tcp(c, v, cip6(), 40000, vip6(), 80, SYN, b"");
     all.push(Fixture {

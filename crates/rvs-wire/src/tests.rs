@@ -1358,6 +1358,37 @@ proptest! {
         prop_assert_eq!(buf.data(), &orig[..]);
     }
 
+    /// (b) the ICMP error builders: "too big" and "unreachable" replies to
+    /// any generated frame carry checksums equal to etherparse's (outer IP,
+    /// ICMP/ICMPv6 with its pseudo header, and the quoted packet's own).
+    #[test]
+    fn prop_icmp_builders_match_oracle(
+        s in spec(),
+        mtu in 576u32..9000,
+        unreachable in any::<bool>(),
+        code in 0u8..16,
+        head in 0usize..64,
+    ) {
+        let f = build(&s);
+        let i = ip_info(&f);
+        let src = if s.v6 { v6(0xfe) } else { v4(192, 0, 2, 254) };
+        let (mut mem, h, len) = with_room(&f, head);
+        let mut buf = FrameBuf::new(&mut mem, h, len).unwrap();
+        if unreachable {
+            build_unreachable(&mut buf, &i, code, src).unwrap();
+        } else {
+            build_too_big(&mut buf, &i, mtu, src).unwrap();
+        }
+        let out = buf.data().to_vec();
+        if let Err(e) = oracle(&out) {
+            return Err(TestCaseError::fail(e));
+        }
+        let r = ip_info(&out);
+        prop_assert_eq!((r.src, r.dst), (src, i.src));
+        let q = r.icmp.and_then(|c| c.inner).unwrap();
+        prop_assert_eq!((q.src, q.dst, q.proto), (i.src, i.dst, i.proto));
+    }
+
     /// (a) random mutation and truncation of valid frames never panics in
     /// any entry point (the fuzz functions also assert their invariants).
     #[test]
