@@ -300,4 +300,45 @@ fn seed_fwmark_configuration_runs() {
     let listing = t.list("-L -n").unwrap();
     assert!(listing.contains("FWM  310 lc\n"), "{listing}");
     assert!(listing.contains("Route"), "{listing}");
+    // The seed's own kind of mark rule (its eth0.10 rule, on the lab's d0):
+    // marked HTTP to the VIP is balanced by the fwmark service.
+    t.lab
+        .exec(
+            "d",
+            &[
+                "iptables",
+                "-t",
+                "mangle",
+                "-A",
+                "PREROUTING",
+                "-i",
+                "d0",
+                "-d",
+                VIP_DR,
+                "-p",
+                "tcp",
+                "--dport",
+                "80",
+                "-j",
+                "MARK",
+                "--set-mark",
+                "310",
+            ],
+        )
+        .unwrap();
+    let answers = t.http(&format!("http://{VIP_DR}/"), 10);
+    let d = distribution(&answers);
+    assert_eq!(
+        d.values().sum::<usize>(),
+        10,
+        "every request answered by a real server: {answers:?}"
+    );
+    assert!(d.contains_key("rs1") && d.contains_key("rs2"), "{d:?}");
+    let stats = t.list("-L -n --stats --exact").unwrap();
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("FWM  310"))
+        .unwrap_or_else(|| panic!("{stats}"));
+    let conns: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert_eq!(conns, 10, "{stats}");
 }
