@@ -148,8 +148,18 @@ fn sorry_server_answers_while_all_are_down() {
     if skip("sorry_server_answers_while_all_are_down") {
         return;
     }
-    // s3 is the sorry server, outside the pool.
-    let conf = nat_service(&[1, 2], &format!(" sorry_server {} 80", rip(3)));
+    // s3 is the sorry server, outside the pool; the quorum scripts and
+    // rs1's notify scripts append to a file.
+    let log = std::env::temp_dir().join(format!("rvs-notify-{}", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let l = log.display();
+    let conf = nat_service(
+        &[1, 2],
+        &format!(
+            " sorry_server {} 80\n quorum_up \"/bin/sh -c 'echo quorum_up >> {l}'\"\n quorum_down \"/bin/sh -c 'echo quorum_down >> {l}'\"",
+            rip(3)
+        ),
+    );
     let mut t = Topology::build_keepalived(&exe(), 3, Http::Python, &conf).unwrap();
     let head = format!("TCP  {VIP_NAT}:80");
     let (e1, e2, e3) = (ep(1, 80), ep(2, 80), ep(3, 80));
@@ -163,6 +173,18 @@ fn sorry_server_answers_while_all_are_down() {
     wait_reals(&t, &head, &[(&e1, 1)], Duration::from_secs(5));
     let d = distribution(&t.http(&format!("http://{VIP_NAT}/"), 10));
     assert_eq!(d.get("rs1"), Some(&10), "{d:?}");
+    // The quorum went down once and came back once; the scripts ran.
+    let t0 = Instant::now();
+    let mut said = String::new();
+    while t0.elapsed() < Duration::from_secs(5) {
+        said = std::fs::read_to_string(&log).unwrap_or_default();
+        if said.lines().count() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(said, "quorum_down\nquorum_up\n");
 }
 
 /// MD5 of `body` in hex (Python's hashlib, run here: no network).
