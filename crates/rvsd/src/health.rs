@@ -276,13 +276,14 @@ impl Evaluator {
     }
 }
 
-/// Every check of a plan, each once.
+/// Every check of a plan, each once, in the plan's order.
 pub fn checks(plan: &Plan) -> Vec<CheckKey> {
+    let mut seen = std::collections::HashSet::new();
     let mut out: Vec<CheckKey> = Vec::new();
     for s in &plan.services {
         for r in &s.reals {
             for c in &r.checks {
-                if !out.contains(c) {
+                if seen.insert(c) {
                     out.push(c.clone());
                 }
             }

@@ -90,8 +90,9 @@ impl Supervisor {
     pub fn reload(&self, control: &mut Control, plan: Plan) -> Result<usize, String> {
         let mut st = self.state.lock().map_err(|_| "health state poisoned")?;
         let wanted = checks(&plan);
+        let keep: std::collections::HashSet<&CheckKey> = wanted.iter().collect();
         let mut health = st.health.clone();
-        health.retain(|k| wanted.contains(k));
+        health.retain(|k| keep.contains(k));
         // Try on a copy of the evaluator: a refusal leaves all as it was.
         let mut eval = Evaluator::default();
         let _ = eval.evaluate(&st.plan, &st.health);
@@ -157,7 +158,7 @@ fn follow(
         }
         let Ok(mut c) = control.lock() else { return };
         let Ok(mut st) = state.lock() else { return };
-        let wanted = checks(&st.plan);
+        let wanted: std::collections::HashSet<CheckKey> = checks(&st.plan).into_iter().collect();
         for (key, s) in batch {
             // An answer of a check no longer configured is stale.
             if wanted.contains(&key) {
