@@ -277,3 +277,58 @@ fn nodest_and_expire_nodest_conn() {
     let e = err("[director]\nexpire_nodest_conn = \"on\"\n");
     assert!(e.starts_with("t.toml:2: "), "{e}");
 }
+
+/// ipvsadm cannot say a service's nodest: `rvsadm -E` keeps the file's.
+#[test]
+fn ipvsadm_edit_keeps_the_files_nodest() {
+    use rvs_engine::NoDest;
+    let cmd = |l: &str| {
+        let argv: Vec<String> = std::iter::once("ipvsadm")
+            .chain(l.split_whitespace())
+            .map(str::to_string)
+            .collect();
+        match rvs_ipvsadm::parse(&argv, &rvs_ipvsadm::NoResolve).unwrap() {
+            rvs_ipvsadm::Parsed::Run(i) => i.command,
+            _ => unreachable!(),
+        }
+    };
+    let file = parse(
+        "t.toml",
+        "[[service]]\ntcp = \"192.0.2.10:80\"\nnodest = \"drop\"\n[[service]]\ntcp = \"192.0.2.10:81\"\n",
+    )
+    .unwrap();
+    let mut control = Control::new(Default::default(), Vec::new());
+    control.apply(file.ops).unwrap();
+    control
+        .apply_commands(&[
+            cmd("-E -t 192.0.2.10:80 -s rr"),
+            cmd("-E -t 192.0.2.10:81 -s rr"),
+        ])
+        .unwrap();
+    let got: Vec<_> = control
+        .model()
+        .services()
+        .iter()
+        .map(|s| (s.cfg.sched.name(), s.cfg.nodest))
+        .collect();
+    assert_eq!(got, [("rr", Some(NoDest::Drop)), ("rr", None)]);
+    // A service deleted and added again in the batch starts afresh.
+    control
+        .apply_commands(&[
+            cmd("-D -t 192.0.2.10:80"),
+            cmd("-A -t 192.0.2.10:80 -s wlc"),
+            cmd("-E -t 192.0.2.10:80 -s lc"),
+        ])
+        .unwrap();
+    let s = control.model().services();
+    let s = s.iter().find(|s| s.cfg.key == file_key()).unwrap();
+    assert_eq!((s.cfg.sched.name(), s.cfg.nodest), ("lc", None));
+}
+
+fn file_key() -> ServiceKey {
+    ServiceKey::Addr {
+        proto: Proto(6),
+        addr: v4([192, 0, 2, 10]),
+        port: 80,
+    }
+}
