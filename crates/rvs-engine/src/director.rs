@@ -5,7 +5,7 @@
 //! shared or locked. Configuration changes arrive as method calls between
 //! batches of frames.
 
-use crate::model::{ConfigError, DestConfig, Forward as Fwd, ServiceConfig, ServiceKey};
+use crate::model::{ConfigError, DestConfig, Forward as Fwd, NoDest, ServiceConfig, ServiceKey};
 use crate::service::{Dest, Service};
 use crate::stats::{Counters, Estimator, Rates};
 use crate::verdict::{Direction, DropReason, Forward, RxMeta, Verdict};
@@ -48,15 +48,13 @@ pub struct DirectorConfig {
     pub max_conns: u32,
     /// Entries to pre-size the table for.
     pub expected_conns: u32,
-    /// `expire_nodest_conn`: a connection whose real server was removed is
-    /// expired on its next packet; that packet is scheduled afresh when it
-    /// can open a connection (a TCP SYN, an SCTP INIT, any UDP datagram) and
-    /// dropped otherwise (counted as `nodest_conn`). A SYN on a connection
-    /// of a quiescent (weight 0) server is scheduled afresh too (IPVS
-    /// `ip_vs_in`'s reuse check). Default off, as in IPVS; with it off rvs
-    /// keeps forwarding a removed server's connections, where IPVS drops
-    /// their packets silently and leaves the entries to their timeouts.
-    pub expire_nodest_conn: bool,
+    /// What becomes of the connections of a removed real server, for
+    /// services that do not say ([`ServiceConfig::nodest`]). `None` (the
+    /// default): rvs's choice per protocol, [`NoDest::Keep`] for TCP and
+    /// SCTP, [`NoDest::Expire`] for UDP ([`NoDest::default_for`]). IPVS's
+    /// sysctl `expire_nodest_conn` is `Some(Drop)` (0, the kernel's
+    /// default) or `Some(Expire)` (1).
+    pub nodest: Option<NoDest>,
     /// `expire_quiescent_template`: a persistence template pointing at a
     /// weight-0 real server is expired instead of used.
     pub expire_quiescent_template: bool,
@@ -88,7 +86,7 @@ impl Default for DirectorConfig {
         Self {
             max_conns: 1 << 20,
             expected_conns: 4096,
-            expire_nodest_conn: false,
+            nodest: None,
             expire_quiescent_template: false,
             sloppy_tcp: false,
             sloppy_sctp: false,
@@ -130,6 +128,9 @@ struct Topology {
     port_zero: u32,
     dest_loc: Vec<Loc>,
     trash: HashMap<u32, Dest>,
+    /// Each service's own [`NoDest`] policy, by service index; kept when the
+    /// service is deleted, so its connections still follow it.
+    nodest: Vec<Option<NoDest>>,
     /// Connections controlled by each persistence template (IPVS n_control).
     template_refs: HashMap<ConnId, u32>,
 }
@@ -446,6 +447,9 @@ impl Director {
                     self.flush_conn(id);
                     return self.drop(DropReason::NoDestConn);
                 }
+                // IPVS with expire_nodest_conn off: dropped, and the entry
+                // is not refreshed (its timer runs out on its own).
+                Reuse::DropKept => return self.drop(DropReason::NoDestDrop),
                 Reuse::Reschedule => self.flush_conn(id),
             }
         } else if let Some(id) = self.conns.lookup_out(
@@ -540,26 +544,19 @@ impl Director {
         Verdict::Drop(reason)
     }
 
+    /// IPVS `ip_vs_in_hook`'s checks of an existing entry, in its order:
+    /// first the reuse of the entry by a new connection attempt, then the
+    /// real server's availability under the connection's [`NoDest`] policy.
     fn check_reuse(&self, id: ConnId, frame: &[u8], info: &PacketInfo) -> Reuse {
         let Some(c) = self.conns.get(id) else {
             return Reuse::Keep;
         };
         let new_conn = is_new_conn(frame, info);
         let has_dest = c.flags.contains(ConnFlags::HAS_DEST);
-        let nodest = has_dest && !self.topo.dest_available(c.dest);
-        if nodest && self.expire_nodest(c.svc) {
-            // IPVS: with expire_nodest_conn the entry is expired and the
-            // packet goes through scheduling again: a SYN, an INIT or a UDP
-            // datagram gets a new server, anything else finds no connection.
-            return if new_conn || c.proto == Proto::UDP {
-                Reuse::Reschedule
-            } else {
-                Reuse::DropExpired
-            };
-        }
+        let policy = self.nodest_policy(c);
         if new_conn
             && has_dest
-            && self.expire_nodest(c.svc)
+            && policy == NoDest::Expire
             && self.topo.dest(c.dest).is_some_and(|d| d.cfg.weight == 0)
         {
             // IPVS: a new connection attempt on an entry of a quiescent
@@ -569,16 +566,33 @@ impl Director {
         if new_conn && c.control == NO_CONN && self.new_conn_expected(c) {
             return Reuse::Reschedule;
         }
+        if has_dest && !self.topo.dest_available(c.dest) {
+            match policy {
+                NoDest::Keep => {}
+                NoDest::Drop => return Reuse::DropKept,
+                // IPVS: with expire_nodest_conn the entry is expired and the
+                // packet goes through scheduling again: a SYN, an INIT or a
+                // UDP datagram gets a new server, anything else finds no
+                // connection.
+                NoDest::Expire if new_conn || c.proto == Proto::UDP => {
+                    return Reuse::Reschedule;
+                }
+                NoDest::Expire => return Reuse::DropExpired,
+            }
+        }
         Reuse::Keep
     }
 
-    fn expire_nodest(&self, svc: u32) -> bool {
+    /// The connection's [`NoDest`] policy: its service's, else the
+    /// director's, else rvs's default for its protocol.
+    fn nodest_policy(&self, c: &Conn) -> NoDest {
         self.topo
-            .services
-            .get(svc as usize)
-            .and_then(|s| s.as_ref())
-            .and_then(|s| s.cfg.expire_nodest_conn)
-            .unwrap_or(self.cfg.expire_nodest_conn)
+            .nodest
+            .get(c.svc as usize)
+            .copied()
+            .flatten()
+            .or(self.cfg.nodest)
+            .unwrap_or_else(|| NoDest::default_for(c.proto))
     }
 
     /// IPVS `is_new_conn_expected`, extended to CLOSE: the old entry is done,
@@ -1253,6 +1267,7 @@ impl Director {
                 self.topo.by_mark.insert((mark, af), idx);
             }
         }
+        self.topo.nodest.push(cfg.nodest);
         self.topo
             .services
             .push(Some(Box::new(Service::new(cfg, &self.cfg.sched))));
@@ -1270,7 +1285,9 @@ impl Director {
             svc.sched = rvs_sched::Scheduler::new(cfg.sched, cfg.sched_flags, &params);
             svc.sched.update(&svc.dests);
         }
+        let nodest = cfg.nodest;
         svc.cfg = cfg;
+        self.topo.nodest[idx as usize] = nodest;
         Ok(())
     }
 
@@ -1345,8 +1362,8 @@ impl Director {
     }
 
     /// `ipvsadm -d`: the real server stops getting connections; its
-    /// existing ones go on (or are flushed on their next packet with
-    /// expire_nodest_conn).
+    /// existing ones go on, are dropped or are flushed on their next packet,
+    /// as the service's [`NoDest`] policy says.
     pub fn del_dest(
         &mut self,
         key: &ServiceKey,
@@ -1517,7 +1534,10 @@ impl Director {
 enum Reuse {
     Keep,
     Reschedule,
+    /// Expired now, and the packet cannot open a new connection.
     DropExpired,
+    /// Dropped; the entry stays, not refreshed.
+    DropKept,
 }
 
 fn svc_key(topo: &Topology, idx: u32) -> Option<ServiceKey> {

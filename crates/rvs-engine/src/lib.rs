@@ -26,7 +26,7 @@ pub use director::{
     ChecksumPolicy, ConnSnapshot, DestSnapshot, Director, DirectorConfig, Event, GlobalStats,
     ServiceSnapshot,
 };
-pub use model::{ConfigError, DestConfig, Forward, ServiceConfig, ServiceKey};
+pub use model::{ConfigError, DestConfig, Forward, NoDest, ServiceConfig, ServiceKey};
 pub use rvs_conn::{Conn, ConnFlags, ConnId};
 pub use rvs_sched::{SchedFlags, SchedKind, SchedParams};
 pub use rvs_wire::encap::TunnelKind;

@@ -70,11 +70,10 @@ pub struct ServiceConfig {
     pub netmask: u8,
     /// One-packet scheduling (`-o`, UDP only).
     pub ops: bool,
-    /// Per-service override of `expire_nodest_conn` (see
-    /// `DirectorConfig::expire_nodest_conn`): expire connections of a removed
-    /// real server on their next packet (`Some(true)`), keep serving them
-    /// (`Some(false)`), or follow the director's default.
-    pub expire_nodest_conn: Option<bool>,
+    /// What becomes of the connections of a real server removed from this
+    /// service (see [`NoDest`]); `None` follows
+    /// `DirectorConfig::nodest`.
+    pub nodest: Option<NoDest>,
 }
 
 impl ServiceConfig {
@@ -88,7 +87,74 @@ impl ServiceConfig {
             persistence: None,
             netmask,
             ops: false,
-            expire_nodest_conn: None,
+            nodest: None,
+        }
+    }
+}
+
+/// What becomes of a connection whose real server is no longer available:
+/// removed (`ipvsadm -d`, a reload without it, a failed health check
+/// without `inhibit_on_failure`) or its service deleted. A quiescent
+/// (weight 0) server is still available and is not concerned.
+///
+/// The policy is the connection's service's ([`ServiceConfig::nodest`]),
+/// else the director's (`DirectorConfig::nodest`), else rvs's default per
+/// protocol ([`NoDest::default_for`]).
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+pub enum NoDest {
+    /// The connection goes on to its real server until it ends (graceful
+    /// removal; the server stays in the engine's trash meanwhile). rvs's
+    /// default for TCP and SCTP: a reload or `-d` breaks no stream.
+    Keep,
+    /// IPVS with `expire_nodest_conn = 0` (its default): the packet is
+    /// dropped (counted as `nodest_drop`) and the entry is not refreshed,
+    /// so it dies by its own timeout.
+    Drop,
+    /// IPVS with `expire_nodest_conn = 1`: the entry is expired on its next
+    /// packet; a TCP SYN, an SCTP INIT or a UDP datagram is scheduled afresh
+    /// at once, anything else is dropped (counted as `nodest_conn`). A SYN
+    /// on an entry of a quiescent server is scheduled afresh too (IPVS's
+    /// reuse check). rvs's default for UDP, which has no handshake to
+    /// recover with: the flow moves to a live server on its next datagram.
+    Expire,
+}
+
+impl NoDest {
+    /// rvs's policy when neither the service nor the director sets one:
+    /// [`NoDest::Expire`] for UDP, [`NoDest::Keep`] for everything else.
+    pub fn default_for(proto: Proto) -> Self {
+        if proto == Proto::UDP {
+            Self::Expire
+        } else {
+            Self::Keep
+        }
+    }
+
+    /// The policy IPVS's `expire_nodest_conn` sysctl stands for: on is
+    /// [`NoDest::Expire`], off is [`NoDest::Drop`].
+    pub fn from_expire_nodest_conn(on: bool) -> Self {
+        if on { Self::Expire } else { Self::Drop }
+    }
+
+    /// The configuration word: `keep`, `drop` or `expire`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Keep => "keep",
+            Self::Drop => "drop",
+            Self::Expire => "expire",
+        }
+    }
+}
+
+impl std::str::FromStr for NoDest {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "keep" => Ok(Self::Keep),
+            "drop" => Ok(Self::Drop),
+            "expire" => Ok(Self::Expire),
+            o => Err(format!("'{o}' is not one of keep, drop, expire")),
         }
     }
 }

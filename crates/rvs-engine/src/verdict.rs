@@ -90,7 +90,9 @@ drop_reasons! {
     NoDest => "no_dest",
     /// The connection table is full and nothing could be evicted.
     ConnTableFull => "conn_table_full",
-    /// The connection's real server was removed and expire_nodest_conn is on.
+    /// The connection's real server was removed, the policy is
+    /// `NoDest::Expire` (expire_nodest_conn on): the entry was expired and
+    /// this packet cannot open a new one (not a SYN, an INIT or UDP).
     NoDestConn => "nodest_conn",
     /// Too big for the tunnel and the IPv4 DF bit is clear (rvs does not fragment).
     TooBigNoDf => "too_big_no_df",
@@ -98,6 +100,10 @@ drop_reasons! {
     NoRoom => "no_room",
     /// Bogus TCP flag combination (SYN+FIN, SYN+RST, no flags at all).
     BadTcpFlags => "bad_tcp_flags",
+    /// The connection's real server was removed and the policy is
+    /// `NoDest::Drop` (IPVS with expire_nodest_conn off): the packet is
+    /// dropped and the entry left to expire by its own timeout.
+    NoDestDrop => "nodest_drop",
 }
 
 impl From<rvs_wire::Error> for DropReason {

@@ -228,8 +228,9 @@ fn syn_on_time_wait_entry_is_rescheduled_at_once() {
     assert_eq!(counts(&d), vec![(rips[1], 0, 0, 0), (rips[0], 1, 0, 0)]);
 }
 
+/// rvs's default for TCP is `NoDest::Keep`: a removed server's stream goes on.
 #[test]
-fn removed_server_with_expire_nodest_conn_off_keeps_flowing() {
+fn removed_server_keeps_flowing_by_default_for_tcp() {
     let vip = v4("192.0.2.10");
     let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
     let key = tcp_svc(vip, 80);
@@ -254,7 +255,7 @@ fn removed_server_with_expire_nodest_conn_on_drops_and_expires() {
     let key = tcp_svc(vip, 80);
     let mut d = Director::new(
         DirectorConfig {
-            expire_nodest_conn: true,
+            nodest: Some(NoDest::Expire),
             ..DirectorConfig::default()
         },
         Instant::ZERO,
@@ -284,7 +285,7 @@ fn removed_server_udp_flow_is_rescheduled_at_once_with_expire_nodest_conn() {
     let key = udp_svc(vip, 53);
     let mut s = ServiceConfig::new(key);
     s.sched = SchedKind::Rr;
-    s.expire_nodest_conn = Some(true);
+    s.nodest = Some(NoDest::Expire);
     let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
     d.add_service(s).unwrap();
     for r in rips {
@@ -303,16 +304,20 @@ fn removed_server_udp_flow_is_rescheduled_at_once_with_expire_nodest_conn() {
     assert_eq!(d.conn_count(), 1);
 }
 
+/// With `NoDest::Keep` chosen for it, a UDP flow stays on its removed server.
 #[test]
-fn removed_server_udp_flow_keeps_its_server_without_expire_nodest_conn() {
+fn removed_server_udp_flow_keeps_its_server_with_keep() {
     let vip = v4("192.0.2.10");
     let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
     let key = udp_svc(vip, 53);
-    let dests: Vec<_> = rips
-        .iter()
-        .map(|r| dest(*r, 53, 1, Forward::Masq))
-        .collect();
-    let mut d = director_with(key, SchedKind::Rr, &dests);
+    let mut s = ServiceConfig::new(key);
+    s.sched = SchedKind::Rr;
+    s.nodest = Some(NoDest::Keep);
+    let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
+    d.add_service(s).unwrap();
+    for r in rips {
+        d.add_dest(&key, dest(r, 53, 1, Forward::Masq)).unwrap();
+    }
     let cip = v4("198.51.100.7");
     let q = |p: &[u8]| udp(cip, 5000, vip, 53, p);
     let first = next_hop(&run(&mut d, t(1), &q(b"a")).0);

@@ -1,5 +1,5 @@
 //! Connection life-cycle rules of issue 2, one scenario each: reuse of a
-//! closed entry, expire_nodest_conn per service, the table bound, upper
+//! closed entry, the removed-server policy per service, the table bound, upper
 //! thresholds, events for sync and the fast path, TUN without DF, and the
 //! estimator's rates on every level.
 
@@ -57,20 +57,23 @@ fn syn_on_entry_closed_by_rst_is_rescheduled_at_once() {
     assert_eq!(d.services()[0].stats.conns, 2);
 }
 
-fn one_removed_server(director_default: bool, service: Option<bool>) -> (Director, Addr, Addr) {
+fn one_removed_server(
+    director_default: Option<NoDest>,
+    service: Option<NoDest>,
+) -> (Director, Addr, Addr) {
     let vip = v4("192.0.2.10");
     let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
     let key = tcp_svc(vip, 80);
     let mut d = Director::new(
         DirectorConfig {
-            expire_nodest_conn: director_default,
+            nodest: director_default,
             ..DirectorConfig::default()
         },
         Instant::ZERO,
     );
     let mut s = ServiceConfig::new(key);
     s.sched = SchedKind::Rr;
-    s.expire_nodest_conn = service;
+    s.nodest = service;
     d.add_service(s).unwrap();
     for r in rips {
         d.add_dest(&key, dest(r, 80, 1, Forward::Masq)).unwrap();
@@ -81,26 +84,40 @@ fn one_removed_server(director_default: bool, service: Option<bool>) -> (Directo
     (d, vip, first)
 }
 
-/// The service's own expire_nodest_conn wins over the director's, both ways.
+/// The service's own policy wins over the director's, both ways.
 #[test]
-fn expire_nodest_conn_is_selectable_per_service() {
+fn nodest_policy_is_selectable_per_service() {
     let cip = v4("198.51.100.7");
-    // Director off, service on: dropped, counted and flushed.
-    let (mut d, vip, _) = one_removed_server(false, Some(true));
+    // Director keep, service expire: dropped, counted and flushed.
+    let (mut d, vip, _) = one_removed_server(Some(NoDest::Keep), Some(NoDest::Expire));
     let (v, _) = run(&mut d, t(2), &tcp(cip, 40000, vip, 80, ACK, b"x"));
     assert_eq!(v, Verdict::Drop(DropReason::NoDestConn));
     assert_eq!(d.drops(DropReason::NoDestConn), 1);
     assert_eq!(d.conn_count(), 0);
-    // Director on, service off: the removed server keeps its stream.
-    let (mut d, vip, first) = one_removed_server(true, Some(false));
+    // Director expire, service keep: the removed server keeps its stream.
+    let (mut d, vip, first) = one_removed_server(Some(NoDest::Expire), Some(NoDest::Keep));
     let (v, out) = run(&mut d, t(2), &tcp(cip, 40000, vip, 80, ACK, b"x"));
     assert_eq!(next_hop(&v), first);
     assert_eq!(out, tcp(cip, 40000, first, 80, ACK, b"x"));
     assert_eq!(d.drops(DropReason::NoDestConn), 0);
     // Service unset: the director's setting applies.
-    let (mut d, vip, _) = one_removed_server(true, None);
+    let (mut d, vip, _) = one_removed_server(Some(NoDest::Expire), None);
     let (v, _) = run(&mut d, t(2), &tcp(cip, 40000, vip, 80, ACK, b"x"));
     assert_eq!(v, Verdict::Drop(DropReason::NoDestConn));
+    // Director drop, service unset: dropped, and the entry stays.
+    let (mut d, vip, _) = one_removed_server(Some(NoDest::Drop), None);
+    let (v, _) = run(&mut d, t(2), &tcp(cip, 40000, vip, 80, ACK, b"x"));
+    assert_eq!(v, Verdict::Drop(DropReason::NoDestDrop));
+    assert_eq!(d.conn_count(), 1);
+    // Director drop, service keep: the service's choice.
+    let (mut d, vip, first) = one_removed_server(Some(NoDest::Drop), Some(NoDest::Keep));
+    let (v, _) = run(&mut d, t(2), &tcp(cip, 40000, vip, 80, ACK, b"x"));
+    assert_eq!(next_hop(&v), first);
+    // Neither: rvs's default for TCP, keep.
+    let (mut d, vip, first) = one_removed_server(None, None);
+    let (v, _) = run(&mut d, t(2), &tcp(cip, 40000, vip, 80, ACK, b"x"));
+    assert_eq!(next_hop(&v), first);
+    assert_eq!(d.drops(DropReason::NoDestDrop), 0);
 }
 
 /// At the bound, half-open entries make room (oldest first) and are counted;
@@ -429,7 +446,7 @@ fn syn_on_dr_fin_wait_is_rescheduled_only_with_reuse_fin_wait() {
     }
 }
 
-/// expire_nodest_conn on, UDP: the datagram of a removed server's entry is
+/// Expire (expire_nodest_conn on), UDP: the datagram of a removed server's entry is
 /// not lost, it is scheduled at once to a server that is there (IPVS
 /// expires the entry and schedules the packet again).
 #[test]
@@ -439,7 +456,7 @@ fn udp_of_a_removed_server_is_rescheduled_at_once_with_expire_nodest_conn() {
     let key = udp_svc(vip, 53);
     let mut d = Director::new(
         DirectorConfig {
-            expire_nodest_conn: true,
+            nodest: Some(NoDest::Expire),
             ..DirectorConfig::default()
         },
         Instant::ZERO,
@@ -465,17 +482,19 @@ fn udp_of_a_removed_server_is_rescheduled_at_once_with_expire_nodest_conn() {
     assert_eq!(counts(&d), vec![(other, 0, 1, 0)]);
 }
 
-/// expire_nodest_conn on: a SYN on an entry of a quiescent (weight 0)
-/// server gets a new server; with it off the entry keeps its server.
+/// Expire (expire_nodest_conn on): a SYN on an entry of a quiescent (weight
+/// 0) server gets a new server; with keep or drop the entry keeps its
+/// server (a quiescent server is still available).
 #[test]
 fn syn_on_a_quiescent_servers_entry_is_rescheduled_with_expire_nodest_conn() {
-    for on in [false, true] {
+    for policy in [NoDest::Keep, NoDest::Drop, NoDest::Expire] {
+        let on = policy == NoDest::Expire;
         let vip = v4("192.0.2.10");
         let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
         let key = tcp_svc(vip, 80);
         let mut d = Director::new(
             DirectorConfig {
-                expire_nodest_conn: on,
+                nodest: Some(policy),
                 ..DirectorConfig::default()
             },
             Instant::ZERO,
@@ -494,7 +513,8 @@ fn syn_on_a_quiescent_servers_entry_is_rescheduled_with_expire_nodest_conn() {
         // Data still flows to the quiescent server either way.
         assert_eq!(next_hop(&run(&mut d, t(2), &c(ACK)).0), rips[1]);
         let again = next_hop(&run(&mut d, t(3), &c(SYN)).0);
-        assert_eq!(again, if on { rips[0] } else { rips[1] }, "on {on}");
+        assert_eq!(again, if on { rips[0] } else { rips[1] }, "{policy:?}");
+        assert_eq!(d.drops(DropReason::NoDestDrop), 0);
         assert_eq!(d.conn_count(), 1);
     }
 }

@@ -167,7 +167,7 @@ fn removed_server_invalidates_its_template_but_its_connections_finish() {
     // ... and stay there.
     let third = next_hop(&run(&mut d, t(3), &tcp(c, 40002, vip, 80, SYN, b"")).0);
     assert_eq!(third, second);
-    // The first connection still reaches the removed server (expire_nodest_conn off).
+    // The first connection still reaches the removed server (TCP's default: keep).
     let (v, _) = run(&mut d, t(3), &tcp(c, 40000, vip, 80, ACK, b"x"));
     assert_eq!(next_hop(&v), first);
     // Everything expires in time and the counters return to zero.

@@ -556,12 +556,12 @@ pub struct VirtualServer {
     pub omega: bool,
     /// `inhibit_on_failure` (already applied to real servers).
     pub inhibit_on_failure: bool,
-    /// `expire_nodest_conn [on|off]` (an rvs extension, the per-service
-    /// form of IPVS's sysctl): connections of a real server that failed or
-    /// was removed are flushed on their next packet (a UDP flow is
-    /// scheduled afresh at once) instead of going on. `None`: the
-    /// director's default (off, as IPVS).
-    pub expire_nodest_conn: Option<bool>,
+    /// What becomes of the connections of a real server that failed or was
+    /// removed (rvs extensions, one per virtual_server): `nodest
+    /// keep|drop|expire`, or the per-service form of IPVS's sysctl,
+    /// `expire_nodest_conn [on|off]` (on is expire, off is drop). `None`:
+    /// the director's default (rvs: keep for TCP and SCTP, expire for UDP).
+    pub nodest: Option<NoDest>,
     /// `delay_loop` (default 60 s; already applied to checks).
     pub delay_loop: Duration,
     /// The real servers, in order.
@@ -574,6 +574,21 @@ impl VirtualServer {
     pub fn method_of(&self, rs: &RealServer) -> Method {
         rs.method.unwrap_or(self.method)
     }
+}
+
+/// A virtual server's choice for the connections of a real server that
+/// failed or was removed (`nodest`, `expire_nodest_conn`; rvs's engine
+/// policy of the same name).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum NoDest {
+    /// `nodest keep`: they go on to it until they end.
+    Keep,
+    /// `nodest drop`, `expire_nodest_conn off`: their packets are dropped
+    /// and the entries time out (IPVS's default).
+    Drop,
+    /// `nodest expire`, `expire_nodest_conn [on]`: flushed on their next
+    /// packet, which is scheduled afresh when it can open a connection.
+    Expire,
 }
 
 /// `real_server IP [PORT] { … }`.

@@ -559,7 +559,7 @@ fn virtual_server(
         alpha: false,
         omega: false,
         inhibit_on_failure: false,
-        expire_nodest_conn: None,
+        nodest: None,
         delay_loop: Duration::from_secs(60),
         real_servers: Vec::new(),
     };
@@ -697,9 +697,33 @@ fn virtual_server(
                     vs.inhibit_on_failure = v;
                 }
             }
-            "expire_nodest_conn" => {
-                if let Some(v) = value::flag(c, sink) {
-                    vs.expire_nodest_conn = Some(v);
+            "expire_nodest_conn" | "nodest" => {
+                let v = if k == "nodest" {
+                    value::one(c, "keep|drop|expire", sink).and_then(|w| match w {
+                        "keep" => Some(crate::NoDest::Keep),
+                        "drop" => Some(crate::NoDest::Drop),
+                        "expire" => Some(crate::NoDest::Expire),
+                        _ => {
+                            sink.err_at(c, format!("nodest: '{w}' is not one of keep|drop|expire"));
+                            None
+                        }
+                    })
+                } else {
+                    value::flag(c, sink).map(|on| {
+                        if on {
+                            crate::NoDest::Expire
+                        } else {
+                            crate::NoDest::Drop
+                        }
+                    })
+                };
+                if v.is_some() && vs.nodest.is_some() {
+                    sink.err_at(
+                        c,
+                        format!("{k}: nodest or expire_nodest_conn already given for this virtual_server"),
+                    );
+                } else if v.is_some() {
+                    vs.nodest = v;
                 }
             }
             "quorum" => {

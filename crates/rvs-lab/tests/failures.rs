@@ -1,9 +1,13 @@
 //! In the lab, through rvsd: a quiescent real server (weight 0) keeps its
 //! open TCP stream and gets no new connections; a removed one keeps its
-//! stream too (expire_nodest_conn off, IPVS's default); malformed traffic
-//! (bad checksums, bogus TCP flags, fragments, from hping3) is dropped and
-//! counted while the director keeps serving. Skipped, with the reason, when
-//! not root.
+//! stream too (rvs's default for TCP, `nodest = "keep"`); with
+//! `expire_nodest_conn = false` (IPVS's default, drop) its stream stalls and
+//! the drops are counted; with `expire_nodest_conn = true` (expire) the
+//! stream is lost and its entry flushed; a UDP flow to a removed server is
+//! answered by the remaining one on its very next datagram (rvs's default
+//! for UDP, expire); malformed traffic (bad checksums, bogus TCP flags,
+//! fragments, from hping3) is dropped and counted while the director keeps
+//! serving. Skipped, with the reason, when not root.
 
 use rvs_lab::{Topology, VIP_NAT, rip, unavailable};
 use std::time::{Duration, Instant};
@@ -27,6 +31,14 @@ fn stats(t: &Topology) -> rvsd::proto::DaemonStats {
         rvsd::proto::Response::Stats(s) => *s,
         other => panic!("unexpected {other:?}"),
     }
+}
+
+fn drop_count(s: &rvsd::proto::DaemonStats, reason: &str) -> u64 {
+    s.drops
+        .iter()
+        .find(|(k, _)| k == reason)
+        .map(|x| x.1)
+        .unwrap_or(0)
 }
 
 #[test]
@@ -118,14 +130,20 @@ fn quiescent_and_removed_servers_keep_streams_and_bad_traffic_is_counted() {
         "a quiescent server got new connections:\n{conns}"
     );
     assert!(new_on_other >= 4, "{conns}");
-    // Remove it (expire_nodest_conn off): its stream still flows.
+    // Remove it (TCP's default, keep): its stream still flows, and nothing
+    // is dropped for it.
+    let before = stats(&t);
     t.ipvsadm(&[&format!("-d -t {VIP_NAT}:7000 -r {holder}:7000")])
         .unwrap();
     std::fs::write(&go2, "").unwrap();
     assert!(
         wait_line(&t, "stream.log", "ok go2"),
-        "a removed server's stream stopped with expire_nodest_conn off"
+        "a removed server's stream stopped under TCP's default (keep)"
     );
+    let after = stats(&t);
+    for r in ["nodest_drop", "nodest_conn"] {
+        assert_eq!(drop_count(&after, r), drop_count(&before, r), "{after:?}");
+    }
 
     // Malformed traffic toward the VIP, from hping3.
     let before = stats(&t);
@@ -139,13 +157,7 @@ fn quiescent_and_removed_servers_keep_streams_and_bad_traffic_is_counted() {
     hp(&["-c", "5", "-S", "-F", "-p", "80"]);
     hp(&["-c", "3", "-S", "-p", "80", "-f", "-d", "200"]);
     let after = stats(&t);
-    let drop = |s: &rvsd::proto::DaemonStats, r: &str| {
-        s.drops
-            .iter()
-            .find(|(k, _)| k == r)
-            .map(|x| x.1)
-            .unwrap_or(0)
-    };
+    let drop = drop_count;
     assert!(
         drop(&after, "bad_checksum") >= drop(&before, "bad_checksum") + 5,
         "{after:?}"
@@ -163,15 +175,14 @@ fn quiescent_and_removed_servers_keep_streams_and_bad_traffic_is_counted() {
     assert_eq!(answers, ["rs1", "rs1", "rs1"]);
 }
 
-#[test]
-fn removed_server_with_expire_nodest_conn_on_loses_its_stream() {
-    if let Some(why) = unavailable() {
-        eprintln!("SKIPPED removed_server_with_expire_nodest_conn_on_loses_its_stream: {why}");
-        return;
-    }
+/// The lab with `director` in rvsd's `[director]`, an echo service on
+/// port 7000 over two real servers, and a client stream that echoes a line,
+/// then (once the stream's server is removed) tries another with a 3 s
+/// timeout: `ok b` if it is answered, `lost <error>` if not. Returns the
+/// topology, the removed server and the counters just before the removal.
+fn stream_to_a_removed_server(director: &str) -> (Topology, String, rvsd::proto::DaemonStats) {
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rvs-lab"));
-    let mut t =
-        Topology::build_full(&exe, 2, rvs_lab::Http::Python, "expire_nodest_conn = true").unwrap();
+    let mut t = Topology::build_full(&exe, 2, rvs_lab::Http::Python, director).unwrap();
     for s in ["s1", "s2"] {
         t.lab
             .spawn(
@@ -217,20 +228,164 @@ fn removed_server_with_expire_nodest_conn_on_loses_its_stream() {
     t.ipvsadm(&[&format!("-d -t {VIP_NAT}:7000 -r {holder}:7000")])
         .unwrap();
     std::fs::write(&go, "").unwrap();
+    (t, holder, before)
+}
+
+fn stream_log(t: &Topology) -> String {
+    std::fs::read_to_string(t.lab.dir.join("stream.log")).unwrap_or_default()
+}
+
+#[test]
+fn removed_server_with_expire_nodest_conn_on_loses_its_stream() {
+    if let Some(why) = unavailable() {
+        eprintln!("SKIPPED removed_server_with_expire_nodest_conn_on_loses_its_stream: {why}");
+        return;
+    }
+    let (t, holder, before) = stream_to_a_removed_server("expire_nodest_conn = true");
     // IPVS with expire_nodest_conn: the next packet is dropped and the entry
     // expired; the client's stream is gone.
     assert!(
         wait_line(&t, "stream.log", "lost"),
         "the stream survived: {}",
-        std::fs::read_to_string(t.lab.dir.join("stream.log")).unwrap_or_default()
+        stream_log(&t)
     );
     let after = stats(&t);
-    let drop = |s: &rvsd::proto::DaemonStats| {
-        s.drops
-            .iter()
-            .find(|(k, _)| k == "nodest_conn")
-            .map(|x| x.1)
-            .unwrap_or(0)
+    assert!(
+        drop_count(&after, "nodest_conn") > drop_count(&before, "nodest_conn"),
+        "{after:?}"
+    );
+    assert_eq!(
+        drop_count(&after, "nodest_drop"),
+        drop_count(&before, "nodest_drop")
+    );
+    // The entry was flushed: nothing of the stream toward the removed server.
+    let conns = t.list("-L -n -c").unwrap();
+    assert!(
+        !conns
+            .lines()
+            .any(|l| l.contains(":7000") && l.contains(&holder)),
+        "{conns}"
+    );
+}
+
+/// IPVS's default (expire_nodest_conn off): the removed server's stream
+/// stalls, its packets dropped and counted, its entry kept (not refreshed).
+#[test]
+fn removed_server_with_expire_nodest_conn_off_stalls_its_stream() {
+    if let Some(why) = unavailable() {
+        eprintln!("SKIPPED removed_server_with_expire_nodest_conn_off_stalls_its_stream: {why}");
+        return;
+    }
+    let (t, holder, before) = stream_to_a_removed_server("expire_nodest_conn = false");
+    // The next request gets no answer: the client times out (no reset).
+    assert!(
+        wait_line(&t, "stream.log", "lost"),
+        "the stream was answered: {}",
+        stream_log(&t)
+    );
+    let log = stream_log(&t);
+    assert!(
+        log.contains("lost TimeoutError") || log.contains("lost timeout"),
+        "{log}"
+    );
+    assert!(!log.contains("ok b"), "{log}");
+    let after = stats(&t);
+    assert!(
+        drop_count(&after, "nodest_drop") > drop_count(&before, "nodest_drop"),
+        "{after:?}"
+    );
+    assert_eq!(
+        drop_count(&after, "nodest_conn"),
+        drop_count(&before, "nodest_conn")
+    );
+    // The entry is still there, toward the removed server.
+    let conns = t.list("-L -n -c").unwrap();
+    assert!(
+        conns
+            .lines()
+            .any(|l| l.contains(":7000") && l.contains(&holder) && l.contains("ESTABLISHED")),
+        "{conns}"
+    );
+    // New connections go to the server that is left.
+    let one_shot = format!(
+        "import socket\ns=socket.create_connection(('{VIP_NAT}',7000),timeout=3); s.sendall(b'n\\n'); print(s.recv(10).decode().strip())\n"
+    );
+    let out = t.lab.exec("c", &["python3", "-c", &one_shot]).unwrap();
+    assert_eq!(out.trim(), "n");
+}
+
+/// rvs's default for UDP (expire): a flow from one client socket (fixed
+/// source port) whose real server is removed is answered by the remaining
+/// server on its very next datagram.
+#[test]
+fn removed_server_udp_flow_moves_on_its_next_datagram() {
+    if let Some(why) = unavailable() {
+        eprintln!("SKIPPED removed_server_udp_flow_moves_on_its_next_datagram: {why}");
+        return;
+    }
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rvs-lab"));
+    let mut t = Topology::build(&exe, 2).unwrap();
+    t.ipvsadm(&[
+        &format!("-A -u {VIP_NAT}:5353 -s rr"),
+        &format!("-a -u {VIP_NAT}:5353 -r {}:5353 -m", rip(1)),
+        &format!("-a -u {VIP_NAT}:5353 -r {}:5353 -m", rip(2)),
+    ])
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let go = t.lab.dir.join("go");
+    // One datagram, one answer; after the removal exactly one more datagram.
+    let script = format!(
+        "import socket,os,time\n\
+         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+         s.bind(('0.0.0.0',40053)); s.settimeout(3)\n\
+         def ask(x):\n    s.sendto(x,('{VIP_NAT}',5353))\n    try:\n        print('ans',s.recvfrom(100)[0].decode().strip(),flush=True)\n    except Exception as e:\n        print('lost',type(e).__name__,flush=True)\n\
+         ask(b'a')\n\
+         t0=time.time()\n\
+         while not os.path.exists('{g}') and time.time()-t0<20: time.sleep(0.05)\n\
+         ask(b'b')\n\
+         print('done',flush=True)\n",
+        g = go.display()
+    );
+    t.lab
+        .spawn("c", &["python3", "-c", &script], Some("udp.log"))
+        .unwrap();
+    assert!(wait_line(&t, "udp.log", "ans rs"), "no first answer");
+    let log = std::fs::read_to_string(t.lab.dir.join("udp.log")).unwrap_or_default();
+    let (holder, other) = if log.contains("ans rs1") {
+        (1, 2)
+    } else {
+        (2, 1)
     };
-    assert!(drop(&after) > drop(&before), "{after:?}");
+    let conns = t.list("-L -n -c").unwrap();
+    assert!(
+        conns
+            .lines()
+            .any(|l| l.contains(":40053") && l.contains(&format!("{}:5353", rip(holder)))),
+        "{conns}"
+    );
+    t.ipvsadm(&[&format!("-d -u {VIP_NAT}:5353 -r {}:5353", rip(holder))])
+        .unwrap();
+    std::fs::write(&go, "").unwrap();
+    assert!(
+        wait_line(&t, "udp.log", "done"),
+        "the client did not finish"
+    );
+    let log = std::fs::read_to_string(t.lab.dir.join("udp.log")).unwrap_or_default();
+    let answers: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("ans") || l.starts_with("lost"))
+        .collect();
+    assert_eq!(
+        answers,
+        [format!("ans rs{holder}"), format!("ans rs{other}")],
+        "{log}"
+    );
+    // The flow's entry now points at the remaining server.
+    let conns = t.list("-L -n -c").unwrap();
+    assert!(
+        conns
+            .lines()
+            .any(|l| l.contains(":40053") && l.contains(&format!("{}:5353", rip(other)))),
+        "{conns}"
+    );
 }

@@ -7,7 +7,7 @@
 
 use crate::convert::{Op, op};
 
-use rvs_engine::{Director, DirectorConfig, ServiceKey};
+use rvs_engine::{Director, DirectorConfig, NoDest, ServiceKey};
 use rvs_ipvsadm::{NoResolve, Parsed};
 use rvs_types::{Addr, Instant};
 use serde::Deserialize;
@@ -31,7 +31,8 @@ pub struct DaemonSection {
 #[serde(deny_unknown_fields)]
 struct DirectorSection {
     max_conns: Option<u32>,
-    expire_nodest_conn: Option<bool>,
+    expire_nodest_conn: Option<Spanned<bool>>,
+    nodest: Option<Spanned<NoDestWord>>,
     expire_quiescent_template: Option<bool>,
     sloppy_tcp: Option<bool>,
     sloppy_sctp: Option<bool>,
@@ -61,9 +62,43 @@ struct ServiceSection {
     persistent: Option<Spanned<u32>>,
     netmask: Option<Spanned<Netmask>>,
     ops: Option<Spanned<bool>>,
-    expire_nodest_conn: Option<bool>,
+    expire_nodest_conn: Option<Spanned<bool>>,
+    nodest: Option<Spanned<NoDestWord>>,
     #[serde(default)]
     real: Vec<Spanned<RealSection>>,
+}
+
+/// `nodest = "keep" | "drop" | "expire"`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum NoDestWord {
+    Keep,
+    Drop,
+    Expire,
+}
+
+/// The policy `expire_nodest_conn = BOOL` (IPVS's meaning: true is expire,
+/// false is drop) or `nodest = WORD` set, if either; both at once is an
+/// error at the later one.
+fn nodest_of(
+    expire: &Option<Spanned<bool>>,
+    word: &Option<Spanned<NoDestWord>>,
+) -> Result<Option<NoDest>, (usize, String)> {
+    Ok(match (expire, word) {
+        (Some(e), Some(w)) => {
+            return Err((
+                e.span().start.max(w.span().start),
+                "expire_nodest_conn and nodest set the same thing: give only one".into(),
+            ));
+        }
+        (Some(e), None) => Some(NoDest::from_expire_nodest_conn(*e.get_ref())),
+        (None, Some(w)) => Some(match w.get_ref() {
+            NoDestWord::Keep => NoDest::Keep,
+            NoDestWord::Drop => NoDest::Drop,
+            NoDestWord::Expire => NoDest::Expire,
+        }),
+        (None, None) => None,
+    })
 }
 
 /// `netmask = "255.255.255.0"` or `netmask = 24` (a prefix length; the only
@@ -148,7 +183,8 @@ pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
         if let Some(v) = d.max_conns {
             director.max_conns = v;
         }
-        director.expire_nodest_conn = d.expire_nodest_conn.unwrap_or(false);
+        director.nodest =
+            nodest_of(&d.expire_nodest_conn, &d.nodest).map_err(|(off, why)| at(off, &why))?;
         director.expire_quiescent_template = d.expire_quiescent_template.unwrap_or(false);
         director.sloppy_tcp = d.sloppy_tcp.unwrap_or(false);
         director.sloppy_sctp = d.sloppy_sctp.unwrap_or(false);
@@ -357,9 +393,10 @@ fn service(s: &Spanned<ServiceSection>, ops: &mut Vec<Located>) -> Result<(), (u
     {
         pieces.push(Piece::new(v, &["-o"]));
     }
+    let nodest = nodest_of(&sv.expire_nodest_conn, &sv.nodest)?;
     let mut op = command("-A", &pieces, table)?;
     if let Op::AddService(c) = &mut op {
-        c.expire_nodest_conn = sv.expire_nodest_conn;
+        c.nodest = nodest;
     }
     let svc_port = match &op {
         Op::AddService(c) => match c.key {

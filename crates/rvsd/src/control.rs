@@ -5,8 +5,9 @@
 use crate::convert::{Op, OpError, op};
 use crate::model::Model;
 use crate::worker::Worker;
-use rvs_engine::DirectorConfig;
+use rvs_engine::{DirectorConfig, NoDest, ServiceKey};
 use rvs_ipvsadm as adm;
+use std::collections::HashMap;
 
 /// The configuration and the workers it is pushed to.
 pub struct Control {
@@ -34,13 +35,34 @@ impl Control {
     }
 
     /// Applies ipvsadm commands, all or none (`-R` sends every line as one
-    /// batch).
+    /// batch). ipvsadm has no word for a service's [`rvs_engine::NoDest`]
+    /// policy, so an `-E` keeps the one the service has (from the file).
     pub fn apply_commands(&mut self, cmds: &[adm::Command]) -> Result<(), OpError> {
         let mut ops = Vec::new();
+        let mut nodest: Option<HashMap<ServiceKey, Option<NoDest>>> = None;
         for c in cmds {
-            if let Some(o) = op(c)? {
-                ops.push(o);
+            let Some(mut o) = op(c)? else { continue };
+            let current = nodest.get_or_insert_with(|| {
+                self.model
+                    .services()
+                    .iter()
+                    .map(|s| (s.cfg.key, s.cfg.nodest))
+                    .collect()
+            });
+            match &mut o {
+                Op::EditService(cfg) => {
+                    cfg.nodest = current.get(&cfg.key).copied().flatten();
+                }
+                Op::AddService(cfg) => {
+                    current.insert(cfg.key, cfg.nodest);
+                }
+                Op::DelService(key) => {
+                    current.remove(key);
+                }
+                Op::Clear => current.clear(),
+                _ => {}
             }
+            ops.push(o);
         }
         self.apply(ops)
     }

@@ -13,7 +13,7 @@ use crate::config::ipvsadm_op;
 use crate::convert::Op;
 use crate::health::{CheckKey, Evaluator, Health, Plan, PlanReal, PlanService};
 use crate::model::Model;
-use rvs_engine::{DestConfig, DirectorConfig, ServiceConfig};
+use rvs_engine::{DestConfig, DirectorConfig, NoDest, ServiceConfig};
 use rvs_keepalived as ka;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -302,7 +302,11 @@ fn virtual_server(cfg: &ka::Config, vs: &ka::VirtualServer) -> Result<Vec<PlanSe
         }
         let cfg_svc: ServiceConfig = match ipvsadm_op(&args).map_err(&here)? {
             Op::AddService(mut c) => {
-                c.expire_nodest_conn = vs.expire_nodest_conn;
+                c.nodest = vs.nodest.map(|n| match n {
+                    ka::NoDest::Keep => NoDest::Keep,
+                    ka::NoDest::Drop => NoDest::Drop,
+                    ka::NoDest::Expire => NoDest::Expire,
+                });
                 c
             }
             other => return Err(here(format!("not a service: {other:?}"))),

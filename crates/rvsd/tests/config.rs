@@ -23,6 +23,8 @@ fn documented_example_loads() {
     assert_eq!(c.director.max_conns, 1_048_576);
     assert_eq!(c.director.tunnel_mtu, 1500);
     assert_eq!(c.director.tunnel_src_v4, v4([10, 20, 0, 1]));
+    // rvs's per-protocol default for removed real servers.
+    assert_eq!(c.director.nodest, None);
     let Op::AddService(web) = &c.ops[1] else {
         panic!("{:?}", c.ops[1])
     };
@@ -221,4 +223,112 @@ fn the_documented_copy_is_the_example() {
     let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
     let len = doc[start..].find("```").unwrap();
     assert_eq!(&doc[start..start + len], EXAMPLE);
+}
+
+/// `nodest = "keep"|"drop"|"expire"` and IPVS's `expire_nodest_conn =
+/// true|false` (expire, drop), in `[director]` and per service; both in one
+/// table, or an unknown word, is an error at its line.
+#[test]
+fn nodest_and_expire_nodest_conn() {
+    use rvs_engine::NoDest;
+    let svc = |c: &rvsd::config::Config, i: usize| match &c.ops[i] {
+        Op::AddService(s) => s.nodest,
+        other => panic!("{other:?}"),
+    };
+    for (line, want) in [
+        ("expire_nodest_conn = true", NoDest::Expire),
+        ("expire_nodest_conn = false", NoDest::Drop),
+        ("nodest = \"keep\"", NoDest::Keep),
+        ("nodest = \"drop\"", NoDest::Drop),
+        ("nodest = \"expire\"", NoDest::Expire),
+    ] {
+        let c = parse("t.toml", &format!("[director]\n{line}\n")).unwrap();
+        assert_eq!(c.director.nodest, Some(want), "{line}");
+        let c = parse(
+            "t.toml",
+            &format!("[[service]]\nudp = \"192.0.2.10:53\"\n{line}\n[[service]]\ntcp = \"192.0.2.10:80\"\n"),
+        )
+        .unwrap();
+        assert_eq!(c.director.nodest, None);
+        assert_eq!((svc(&c, 0), svc(&c, 1)), (Some(want), None), "{line}");
+    }
+    assert_eq!(
+        err("[director]\nnodest = \"keep\"\nmax_conns = 10\nexpire_nodest_conn = true\n"),
+        "t.toml:4: expire_nodest_conn and nodest set the same thing: give only one"
+    );
+    assert_eq!(
+        err(
+            "[[service]]\ntcp = \"192.0.2.10:80\"\nexpire_nodest_conn = false\nnodest = \"drop\"\n"
+        ),
+        "t.toml:4: expire_nodest_conn and nodest set the same thing: give only one"
+    );
+    // The director says one, a service the other: fine, the service wins.
+    let c = parse(
+        "t.toml",
+        "[director]\nexpire_nodest_conn = false\n[[service]]\ntcp = \"192.0.2.10:80\"\nnodest = \"keep\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        (c.director.nodest, svc(&c, 0)),
+        (Some(NoDest::Drop), Some(NoDest::Keep))
+    );
+    let e = err("[director]\n\nnodest = \"flush\"\n");
+    assert!(e.starts_with("t.toml:3: ") && e.contains("keep"), "{e}");
+    let e = err("[director]\nexpire_nodest_conn = \"on\"\n");
+    assert!(e.starts_with("t.toml:2: "), "{e}");
+}
+
+/// ipvsadm cannot say a service's nodest: `rvsadm -E` keeps the file's.
+#[test]
+fn ipvsadm_edit_keeps_the_files_nodest() {
+    use rvs_engine::NoDest;
+    let cmd = |l: &str| {
+        let argv: Vec<String> = std::iter::once("ipvsadm")
+            .chain(l.split_whitespace())
+            .map(str::to_string)
+            .collect();
+        match rvs_ipvsadm::parse(&argv, &rvs_ipvsadm::NoResolve).unwrap() {
+            rvs_ipvsadm::Parsed::Run(i) => i.command,
+            _ => unreachable!(),
+        }
+    };
+    let file = parse(
+        "t.toml",
+        "[[service]]\ntcp = \"192.0.2.10:80\"\nnodest = \"drop\"\n[[service]]\ntcp = \"192.0.2.10:81\"\n",
+    )
+    .unwrap();
+    let mut control = Control::new(Default::default(), Vec::new());
+    control.apply(file.ops).unwrap();
+    control
+        .apply_commands(&[
+            cmd("-E -t 192.0.2.10:80 -s rr"),
+            cmd("-E -t 192.0.2.10:81 -s rr"),
+        ])
+        .unwrap();
+    let got: Vec<_> = control
+        .model()
+        .services()
+        .iter()
+        .map(|s| (s.cfg.sched.name(), s.cfg.nodest))
+        .collect();
+    assert_eq!(got, [("rr", Some(NoDest::Drop)), ("rr", None)]);
+    // A service deleted and added again in the batch starts afresh.
+    control
+        .apply_commands(&[
+            cmd("-D -t 192.0.2.10:80"),
+            cmd("-A -t 192.0.2.10:80 -s wlc"),
+            cmd("-E -t 192.0.2.10:80 -s lc"),
+        ])
+        .unwrap();
+    let s = control.model().services();
+    let s = s.iter().find(|s| s.cfg.key == file_key()).unwrap();
+    assert_eq!((s.cfg.sched.name(), s.cfg.nodest), ("lc", None));
+}
+
+fn file_key() -> ServiceKey {
+    ServiceKey::Addr {
+        proto: Proto(6),
+        addr: v4([192, 0, 2, 10]),
+        port: 80,
+    }
 }

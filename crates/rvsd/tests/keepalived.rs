@@ -279,22 +279,55 @@ fn daemon_runs_keepalived_and_a_bad_reload_changes_nothing() {
 }
 
 #[test]
-fn expire_nodest_conn_is_a_per_service_choice() {
+fn expire_nodest_conn_and_nodest_are_per_service_choices() {
+    use rvs_engine::NoDest;
     let dcfg = rvs_engine::DirectorConfig::default();
     let k = parse_str(
         "x.conf",
         "virtual_server 192.0.2.10 53 {\n  protocol UDP\n  expire_nodest_conn\n  real_server 10.0.0.1 53 {\n  }\n}\n\
          virtual_server 192.0.2.10 80 {\n  expire_nodest_conn off\n  real_server 10.0.0.1 80 {\n  }\n}\n\
-         virtual_server 192.0.2.10 81 {\n  real_server 10.0.0.1 81 {\n  }\n}\n",
+         virtual_server 192.0.2.10 81 {\n  real_server 10.0.0.1 81 {\n  }\n}\n\
+         virtual_server 192.0.2.10 82 {\n  nodest keep\n  real_server 10.0.0.1 82 {\n  }\n}\n\
+         virtual_server 192.0.2.10 83 {\n  nodest drop\n  real_server 10.0.0.1 83 {\n  }\n}\n\
+         virtual_server 192.0.2.10 84 {\n  nodest expire\n  real_server 10.0.0.1 84 {\n  }\n}\n\
+         virtual_server 192.0.2.10 85 {\n  expire_nodest_conn on\n  real_server 10.0.0.1 85 {\n  }\n}\n",
         &dcfg,
     )
     .unwrap();
-    let got: Vec<Option<bool>> = k
-        .plan
-        .services
-        .iter()
-        .map(|s| s.cfg.expire_nodest_conn)
-        .collect();
-    assert_eq!(got, [Some(true), Some(false), None]);
+    let got: Vec<Option<NoDest>> = k.plan.services.iter().map(|s| s.cfg.nodest).collect();
+    assert_eq!(
+        got,
+        [
+            Some(NoDest::Expire),
+            Some(NoDest::Drop),
+            None,
+            Some(NoDest::Keep),
+            Some(NoDest::Drop),
+            Some(NoDest::Expire),
+            Some(NoDest::Expire),
+        ]
+    );
     assert!(k.warnings.is_empty(), "{:?}", k.warnings);
+    // Both in one virtual_server, or a word that is not a policy: errors
+    // at their line.
+    let e = parse_str(
+        "x.conf",
+        "virtual_server 192.0.2.10 80 {\n  nodest keep\n  expire_nodest_conn off\n  real_server 10.0.0.1 80 {\n  }\n}\n",
+        &dcfg,
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("x.conf:3:") && e.contains("already given"),
+        "{e}"
+    );
+    let e = parse_str(
+        "x.conf",
+        "virtual_server 192.0.2.10 80 {\n\n  nodest flush\n  real_server 10.0.0.1 80 {\n  }\n}\n",
+        &dcfg,
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("x.conf:3:") && e.contains("keep|drop|expire"),
+        "{e}"
+    );
 }
