@@ -186,6 +186,9 @@ pub(crate) fn checker(b: &Block, _g: &GlobalDefs, sink: &mut Sink) -> Vec<RawChe
             );
             continue;
         }
+        if ck == "nb_get_retry" {
+            sink.warn_at(c, "nb_get_retry: deprecated, use retry (applied as retry)");
+        }
         if ck != "virtualhost" && raw.own.keyword(c, 0, sink) {
             continue;
         }
@@ -460,7 +463,11 @@ fn url(c: &Block, sink: &mut Sink) -> Option<UrlCheck> {
         return None;
     }
     if u.regex_no_match && u.regex.is_none() {
-        sink.err_at(c, "url: regex_no_match without regex");
+        sink.warn_at(
+            c,
+            "url: regex_no_match without regex (ignored, as keepalived does)",
+        );
+        u.regex_no_match = false;
     }
     if u.status.is_empty() {
         u.status.push(UrlCheck::DEFAULT_STATUS);
@@ -471,8 +478,9 @@ fn url(c: &Block, sink: &mut Sink) -> Option<UrlCheck> {
 /// `200` or `200-299`.
 fn status_range(a: &str) -> Result<(u16, u16), String> {
     let one = |s: &str| -> Result<u16, String> {
-        parse_uint(s, 100, 999)
-            .map(|v| u16::try_from(v).unwrap_or(999))
+        // keepalived's HTTP_STATUS_CODE_MIN..=MAX.
+        parse_uint(s, 100, 599)
+            .map(|v| u16::try_from(v).unwrap_or(599))
             .map_err(|why| format!("HTTP status {why}"))
     };
     match a.split_once('-') {
@@ -606,6 +614,8 @@ mod tests {
         assert_eq!(status_range("200-299"), Ok((200, 299)));
         assert!(status_range("299-200").is_err());
         assert!(status_range("99").is_err());
+        assert!(status_range("600").is_err());
+        assert_eq!(status_range("100-599"), Ok((100, 599)));
         assert!(status_range("2x").is_err());
     }
 

@@ -543,10 +543,19 @@ fn checker_type_defaults() {
 
 #[test]
 fn nb_get_retry_is_the_old_retry() {
-    let v = vs(
+    let l = ok(
         "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  HTTP_GET {\n   url { path / }\n   nb_get_retry 5\n  }\n }\n}\n",
     );
-    assert_eq!(v.real_servers[0].checks[0].common.retry, 5);
+    assert_eq!(
+        l.config.virtual_servers[0].real_servers[0].checks[0]
+            .common
+            .retry,
+        5
+    );
+    assert_eq!(
+        l.warnings[0].to_string(),
+        "t.conf:5: nb_get_retry: deprecated, use retry (applied as retry)"
+    );
 }
 
 #[test]
