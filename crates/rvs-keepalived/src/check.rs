@@ -144,7 +144,7 @@ pub(crate) fn checker(b: &Block, _g: &GlobalDefs, sink: &mut Sink) -> Vec<RawChe
         default_delay_before_retry: Some(Duration::from_secs(1)),
         http_virtualhost: None,
     };
-    let mut hosts: Vec<Conn> = Vec::new();
+    let mut hosts: Vec<(Conn, Inherit)> = Vec::new();
     let has_conn = k != "MISC_CHECK";
     let mut http = HttpCheck {
         tls: k == "SSL_GET",
@@ -300,16 +300,25 @@ pub(crate) fn checker(b: &Block, _g: &GlobalDefs, sink: &mut Sink) -> Vec<RawChe
                     continue;
                 }
                 value::at_most(c, 0, sink);
+                sink.warn_at(
+                    c,
+                    "host: deprecated by keepalived (each host is checked as an SMTP_CHECK of its own)",
+                );
+                // keepalived takes the checker keywords here too; the
+                // connection ones (incl. connect_timeout) are per host.
                 let mut h = Conn::default();
+                let mut hi = Inherit::default();
                 for hc in c.children() {
-                    if !h.keyword(hc, sink) {
+                    if !h.keyword(hc, sink)
+                        && (hc.keyword == "virtualhost" || !hi.keyword(hc, 0, sink))
+                    {
                         sink.warn_at(
                             hc,
                             format!("host: unknown keyword '{}' (ignored)", hc.keyword),
                         );
                     }
                 }
-                hosts.push(h);
+                hosts.push((h, hi));
             }
             ("MISC_CHECK", "misc_path") => {
                 value::no_block(c, sink);
@@ -382,8 +391,9 @@ pub(crate) fn checker(b: &Block, _g: &GlobalDefs, sink: &mut Sink) -> Vec<RawChe
     } else {
         hosts
             .iter()
-            .map(|h| RawCheck {
+            .map(|(h, hi)| RawCheck {
                 conn: h.over(&raw.conn),
+                own: hi.over(&raw.own),
                 ..raw.clone()
             })
             .collect()

@@ -823,6 +823,7 @@ fn smtp_host_blocks_are_one_check_each() {
                 connect_ip 10.0.9.9
                 connect_port 587
                 bindto 10.0.0.3
+                connect_timeout 2
             }
         }
     }
@@ -842,7 +843,10 @@ fn smtp_host_blocks_are_one_check_each() {
         ),
         (Some(ip("10.0.9.9")), Some(587), Some(ip("10.0.0.3")))
     );
-    assert!(c.iter().all(|c| c.common.connect_timeout == SECS(10)));
+    assert_eq!(
+        (c[0].common.connect_timeout, c[1].common.connect_timeout),
+        (SECS(10), SECS(2))
+    );
 }
 
 #[test]
