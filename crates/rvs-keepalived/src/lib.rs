@@ -77,6 +77,18 @@ pub struct Options {
     pub config_id: Option<String>,
 }
 
+impl Options {
+    /// keepalived's default config id: the host name up to its first dot
+    /// (read from `/proc/sys/kernel/hostname`; no id if that fails).
+    pub fn host_config_id() -> Self {
+        let id = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .and_then(|h| h.trim().split('.').next().map(str::to_string))
+            .filter(|h| !h.is_empty());
+        Self { config_id: id }
+    }
+}
+
 /// One message about the configuration, at a place in it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Diag {
@@ -648,6 +660,11 @@ fn finish(lx: lex::Lexer<'_>) -> Result<Loaded, Errors> {
     };
     sink.errors.sort_by_key(rank);
     sink.warnings.sort_by_key(rank);
+    // The same message twice (e.g. from repeated substitution passes) once.
+    for list in [&mut sink.errors, &mut sink.warnings] {
+        let mut seen = std::collections::HashSet::new();
+        list.retain(|d| seen.insert(d.clone()));
+    }
     if sink.errors.is_empty() {
         Ok(Loaded {
             config,

@@ -1351,3 +1351,42 @@ fn keepalived_1x_names() {
         "t.conf:5: nat_mask: obsolete keepalived 1.x keyword (ignored)"
     );
 }
+
+#[test]
+fn random_is_warned_once_and_left_as_written() {
+    let l = ok(
+        "$A=x\nvirtual_server 10.0.0.1 80 {\n virtualhost \"$A${_RANDOM}\"\n quorum_up \"/bin/q $A ${_RANDOM 1 9}\"\n}\n",
+    );
+    let v = &l.config.virtual_servers[0];
+    assert_eq!(
+        v.virtualhost.as_deref(),
+        Some("$A${_RANDOM}"),
+        "no whitespace after $A: not replaced"
+    );
+    assert_eq!(
+        v.quorum_up.as_ref().unwrap().command,
+        "/bin/q x ${_RANDOM 1 9}"
+    );
+    let w: Vec<u32> = l.warnings.iter().map(|w| w.line).collect();
+    assert_eq!(w, vec![3, 4]);
+}
+
+#[test]
+fn the_host_config_id_is_the_short_host_name() {
+    let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") else {
+        println!("skipped: no /proc/sys/kernel/hostname");
+        return;
+    };
+    let short = h.trim().split('.').next().unwrap().to_string();
+    assert_eq!(
+        Options::host_config_id().config_id.as_deref(),
+        Some(short.as_str())
+    );
+    let l = parse_str_with(
+        "t.conf",
+        &format!("global_defs {{\n@{short} router_id me\n}}\n"),
+        &Options::host_config_id(),
+    )
+    .unwrap();
+    assert_eq!(l.config.global.router_id.as_deref(), Some("me"));
+}
