@@ -24,8 +24,10 @@
 //!   equals (or, with `^`, differs from) [`Options::config_id`]. keepalived
 //!   defaults the config id to the host name; here there is no default:
 //!   with no config id every `@name` line is skipped and every `@^name`
-//!   line kept (as keepalived does for an id that matches no name). rvsd
-//!   passes its `-i`/host name when it wants keepalived's behaviour.
+//!   line kept (as keepalived does for an id that matches no name). For
+//!   keepalived's behaviour pass its `-i` value, or
+//!   [`Options::host_config_id`] (the short host name, keepalived's
+//!   default).
 //!
 //! # Errors and warnings
 //!
