@@ -19,8 +19,6 @@ fn is_vrrp_global(k: &str) -> bool {
                 | "min_auto_priority_delay"
                 | "log_unknown_vrids"
                 | "no_email_faults"
-                | "notify_fifo"
-                | "notify_fifo_script"
                 | "fifo_write_vrrp_states_on_reload"
                 | "smtp_alert_vrrp"
         )
