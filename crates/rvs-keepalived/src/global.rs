@@ -89,7 +89,8 @@ const KNOWN: &[&str] = &[
     "tmp_config_directory",
     "umask",
     "use_pid_dir",
-    "lvs_id",
+    "notify_fifo",
+    "notify_fifo_script",
     "lvs_sync_daemon_interface",
 ];
 

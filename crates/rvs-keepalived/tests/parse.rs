@@ -868,6 +868,7 @@ fn unsupported_and_unknown_keywords_are_warnings_naming_file_line_keyword() {
     enable_snmp_checker
     no_such_global
     vrrp_garp_master_delay 5
+    notify_fifo /run/fifo
 }
 virtual_server 10.0.0.1 80 {
     smtp_alert
@@ -894,16 +895,17 @@ mystery_block {
             "t.conf:2: global_defs: 'nftables_ipvs' is not supported by rvs yet (ignored)",
             "t.conf:3: global_defs: 'enable_snmp_checker' is not supported by rvs yet (ignored)",
             "t.conf:4: global_defs: unknown keyword 'no_such_global' (ignored)",
-            "t.conf:8: smtp_alert: rvs does not send email alerts yet (ignored)",
-            "t.conf:9: snmp_name: rvs has no SNMP (ignored)",
-            "t.conf:10: virtual_server: unknown keyword 'frobnicate' (ignored)",
-            "t.conf:12: smtp_alert: rvs does not send email alerts yet (ignored)",
-            "t.conf:13: BFD_CHECK: not supported by rvs yet (checker ignored)",
-            "t.conf:14: FILE_CHECK: not supported by rvs yet (checker ignored)",
-            "t.conf:15: TCP_CHECK: unknown keyword 'bogus' (ignored)",
-            "t.conf:16: real_server: unknown keyword 'zork' (ignored)",
-            "t.conf:19: 'bfd_instance' is not supported by rvs yet (ignored)",
-            "t.conf:22: unknown keyword 'mystery_block' (ignored)",
+            "t.conf:6: global_defs: 'notify_fifo' is not supported by rvs yet (ignored)",
+            "t.conf:9: smtp_alert: rvs does not send email alerts yet (ignored)",
+            "t.conf:10: snmp_name: rvs has no SNMP (ignored)",
+            "t.conf:11: virtual_server: unknown keyword 'frobnicate' (ignored)",
+            "t.conf:13: smtp_alert: rvs does not send email alerts yet (ignored)",
+            "t.conf:14: BFD_CHECK: not supported by rvs yet (checker ignored)",
+            "t.conf:15: FILE_CHECK: not supported by rvs yet (checker ignored)",
+            "t.conf:16: TCP_CHECK: unknown keyword 'bogus' (ignored)",
+            "t.conf:17: real_server: unknown keyword 'zork' (ignored)",
+            "t.conf:20: 'bfd_instance' is not supported by rvs yet (ignored)",
+            "t.conf:23: unknown keyword 'mystery_block' (ignored)",
         ]
     );
 }
