@@ -538,7 +538,9 @@ pub struct VirtualServer {
     pub ops: bool,
     /// `lb_kind` / `lvs_method` (default NAT).
     pub method: Method,
-    /// `protocol` (default TCP; ignored by IPVS for fwmark services).
+    /// `protocol`. Not given: UDP, as keepalived 2.x sets it (the kernel's
+    /// reading of protocol 0), with a warning; ignored by IPVS for fwmark
+    /// services (left TCP there).
     pub protocol: Protocol,
     /// `persistence_timeout` seconds; `persistence_timeout` alone is 360
     /// (keepalived's 6 minutes); 0 or absent: not persistent.
@@ -597,7 +599,8 @@ pub struct RealServer {
     /// DR/TUN always the virtual server's; `None` for fwmark services
     /// unless NAT with a port.
     pub port: Option<u16>,
-    /// `weight` 0..=65535 (default: the virtual server's `weight`, 1).
+    /// `weight` 0..=2147483647, keepalived's range (default: the virtual
+    /// server's `weight`, 1). ipvsadm stops at 65535.
     pub weight: u32,
     /// `lvs_method`; `None`: the virtual server's
     /// ([`VirtualServer::method_of`]).

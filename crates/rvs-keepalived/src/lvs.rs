@@ -22,7 +22,9 @@ pub(crate) const DEFAULT_PERSISTENCE: u32 = 360;
 /// keepalived's longest LVS timeout (31 days).
 const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
 /// IPVS weight limit.
-const WEIGHT_LIMIT: u64 = 65535;
+/// keepalived's IPVS_WEIGHT_LIMIT (INT_MAX: the kernel's weight is an int;
+/// ipvsadm itself stops at 65535).
+const WEIGHT_LIMIT: u64 = i32::MAX as u64;
 
 /// Top-level blocks kept without warning (the HA work types them).
 const KEPT_QUIETLY: &[&str] = &[
@@ -852,6 +854,25 @@ fn virtual_server(
         }
     }
 
+    // No protocol: keepalived sets UDP (what the kernel makes of 0), with a
+    // warning; fwmark services have none.
+    let has_addrs = match &vs.key {
+        VsKey::Addr { .. } => true,
+        VsKey::Fwmark(_) => false,
+        VsKey::Group(n) => groups.iter().any(|g| {
+            &g.name == n
+                && g.members
+                    .iter()
+                    .any(|m| !matches!(m, GroupMember::Fwmark { .. }))
+        }),
+    };
+    if protocol_kw.is_none() && has_addrs {
+        vs.protocol = Protocol::Udp;
+        sink.warn_at(
+            b,
+            "virtual_server: no protocol, so UDP, as keepalived (and the kernel) default: write 'protocol TCP' if TCP is meant",
+        );
+    }
     // One-packet scheduling needs UDP or a fwmark.
     if let Some(c) = ops_kw {
         let fw = matches!(vs.key, VsKey::Fwmark(_));

@@ -38,7 +38,7 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 #[test]
 fn a_minimal_virtual_server_gets_keepalived_defaults() {
-    let v = vs("virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 {\n }\n}\n");
+    let v = vs("virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 {\n }\n}\n");
     assert_eq!(
         v.key,
         VsKey::Addr {
@@ -63,7 +63,9 @@ fn a_minimal_virtual_server_gets_keepalived_defaults() {
 
 #[test]
 fn lb_algo_and_lvs_sched_are_aliases_with_their_flags() {
-    let v = vs("virtual_server 10.0.0.1 80 {\n lb_algo sh\n sh-port\n sh-fallback\n flag-3\n}\n");
+    let v = vs(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n lb_algo sh\n sh-port\n sh-fallback\n flag-3\n}\n",
+    );
     assert_eq!(v.sched, "sh");
     assert_eq!(
         v.sched_flags,
@@ -73,7 +75,7 @@ fn lb_algo_and_lvs_sched_are_aliases_with_their_flags() {
         v.sched_flags.iter().map(|f| f.bit()).collect::<Vec<_>>(),
         vec![0x10, 0x08, 0x20]
     );
-    let v = vs("virtual_server 10.0.0.1 80 {\n mh-fallback\n lvs_sched mh\n}\n");
+    let v = vs("virtual_server 10.0.0.1 80 { protocol TCP\n mh-fallback\n lvs_sched mh\n}\n");
     assert_eq!(v.sched, "mh");
     assert_eq!(v.sched_flags, vec![SchedFlag::MhFallback]);
     for s in [
@@ -82,7 +84,7 @@ fn lb_algo_and_lvs_sched_are_aliases_with_their_flags() {
     ] {
         assert_eq!(
             vs(&format!(
-                "virtual_server 10.0.0.1 80 {{\n lb_algo {s}\n}}\n"
+                "virtual_server 10.0.0.1 80 {{ protocol TCP\n lb_algo {s}\n}}\n"
             ))
             .sched,
             s
@@ -92,7 +94,7 @@ fn lb_algo_and_lvs_sched_are_aliases_with_their_flags() {
 
 #[test]
 fn scheduler_flags_for_another_scheduler_are_warned_and_dropped() {
-    let l = ok("virtual_server 10.0.0.1 80 {\n lb_algo rr\n sh-port\n}\n");
+    let l = ok("virtual_server 10.0.0.1 80 { protocol TCP\n lb_algo rr\n sh-port\n}\n");
     assert!(l.config.virtual_servers[0].sched_flags.is_empty());
     assert_eq!(
         l.warnings[0].to_string(),
@@ -103,12 +105,12 @@ fn scheduler_flags_for_another_scheduler_are_warned_and_dropped() {
 #[test]
 fn ops_needs_udp() {
     assert!(vs("virtual_server 10.0.0.1 53 {\n protocol UDP\n ops\n}\n").ops);
-    let l = ok("virtual_server 10.0.0.1 53 {\n ops\n}\n");
+    let l = ok("virtual_server 10.0.0.1 53 {\n protocol TCP\n ops\n}\n");
     assert!(!l.config.virtual_servers[0].ops);
     assert!(
         l.warnings
             .iter()
-            .any(|w| w.to_string().starts_with("t.conf:2: ops:")),
+            .any(|w| w.to_string().starts_with("t.conf:3: ops:")),
         "{:?}",
         l.warnings
     );
@@ -118,7 +120,7 @@ fn ops_needs_udp() {
 fn forwarding_methods_and_tunnels() {
     let m = |s: &str| {
         vs(&format!(
-            "virtual_server 10.0.0.1 80 {{\n lb_kind {s}\n}}\n"
+            "virtual_server 10.0.0.1 80 {{ protocol TCP\n lb_kind {s}\n}}\n"
         ))
         .method
     };
@@ -146,7 +148,7 @@ fn forwarding_methods_and_tunnels() {
         }
     );
     let v = vs(
-        "virtual_server 10.0.0.1 80 {\n lvs_method DR\n real_server 10.0.1.1 80 {\n  lvs_method TUN type ipip\n }\n real_server 10.0.1.2 80 {\n }\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n lvs_method DR\n real_server 10.0.1.1 80 {\n  lvs_method TUN type ipip\n }\n real_server 10.0.1.2 80 {\n }\n}\n",
     );
     assert_eq!(
         v.real_servers[0].method,
@@ -166,7 +168,7 @@ fn forwarding_methods_and_tunnels() {
         ("MASQ", "unknown forwarding method 'MASQ'"),
     ] {
         let e = errors(&format!(
-            "virtual_server 10.0.0.1 80 {{\n lb_kind {bad}\n}}\n"
+            "virtual_server 10.0.0.1 80 {{ protocol TCP\n lb_kind {bad}\n}}\n"
         ));
         assert!(e[0].starts_with("t.conf:2: lb_kind: "), "{e:?}");
         assert!(e[0].contains(why), "{bad}: {e:?}");
@@ -175,10 +177,10 @@ fn forwarding_methods_and_tunnels() {
 
 #[test]
 fn persistence() {
-    let v = vs("virtual_server 10.0.0.1 80 {\n persistence_timeout\n}\n");
+    let v = vs("virtual_server 10.0.0.1 80 { protocol TCP\n persistence_timeout\n}\n");
     assert_eq!(v.persistence_timeout, Some(360));
     let v = vs(
-        "virtual_server 10.0.0.1 80 {\n persistence_timeout 50\n persistence_granularity 255.255.255.0\n persistence_engine sip\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n persistence_timeout 50\n persistence_granularity 255.255.255.0\n persistence_engine sip\n}\n",
     );
     assert_eq!(v.persistence_timeout, Some(50));
     assert_eq!(v.persistence_granularity.as_deref(), Some("255.255.255.0"));
@@ -188,18 +190,19 @@ fn persistence() {
     assert_eq!(v.persistence_timeout, Some(360));
     assert_eq!(v.ip_family, Some(rvs_keepalived::Family::Inet6));
     assert_eq!(
-        vs("virtual_server 10.0.0.1 80 {\n persistence_timeout 0\n}\n").persistence_timeout,
+        vs("virtual_server 10.0.0.1 80 { protocol TCP\n persistence_timeout 0\n}\n")
+            .persistence_timeout,
         None
     );
-    let e = errors("virtual_server 10.0.0.1 80 {\n persistence_timeout 2678401\n}\n");
+    let e = errors("virtual_server 10.0.0.1 80 { protocol TCP\n persistence_timeout 2678401\n}\n");
     assert_eq!(
         e,
         vec!["t.conf:2: persistence_timeout: 2678401 is outside 0..=2678400"]
     );
-    let e = errors("virtual_server 10.0.0.1 80 {\n persistence_granularity 129\n}\n");
+    let e = errors("virtual_server 10.0.0.1 80 { protocol TCP\n persistence_granularity 129\n}\n");
     assert!(e[0].starts_with("t.conf:2: persistence_granularity: IPv6 prefix length"));
     // A port-less address service is made persistent, as keepalived does.
-    let l = ok("virtual_server 10.0.0.1 {\n}\n");
+    let l = ok("virtual_server 10.0.0.1 {\n protocol TCP\n}\n");
     assert_eq!(l.config.virtual_servers[0].persistence_timeout, Some(360));
     assert!(
         l.warnings[0]
@@ -212,7 +215,7 @@ fn persistence() {
 fn protocols() {
     let p = |s: &str| {
         vs(&format!(
-            "virtual_server 10.0.0.1 80 {{\n protocol {s}\n}}\n"
+            "virtual_server 10.0.0.1 80 {{ protocol TCP\n protocol {s}\n}}\n"
         ))
         .protocol
     };
@@ -220,14 +223,14 @@ fn protocols() {
     assert_eq!(p("udp"), Protocol::Udp);
     assert_eq!(p("SCTP"), Protocol::Sctp);
     assert_eq!(
-        errors("virtual_server 10.0.0.1 80 {\n protocol ICMP\n}\n"),
+        errors("virtual_server 10.0.0.1 80 { protocol TCP\n protocol ICMP\n}\n"),
         vec!["t.conf:2: protocol: 'ICMP' is not TCP, UDP or SCTP"]
     );
 }
 
 #[test]
 fn virtual_server_keywords() {
-    let v = vs(r#"virtual_server 2001:db8::1 443 {
+    let v = vs(r#"virtual_server 2001:db8::1 443 { protocol TCP
     delay_loop 2.5
     quorum 2
     hysteresis 1
@@ -288,7 +291,7 @@ fn virtual_server_keywords() {
 #[test]
 fn quorum_above_the_total_weight_is_reduced_as_keepalived_does() {
     let l = ok(
-        "virtual_server 10.0.0.1 80 {\n quorum 5\n hysteresis 9\n real_server 10.0.1.1 80 {\n weight 3\n }\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n quorum 5\n hysteresis 9\n real_server 10.0.1.1 80 {\n weight 3\n }\n}\n",
     );
     let v = &l.config.virtual_servers[0];
     assert_eq!((v.quorum, v.hysteresis), (3, 2));
@@ -302,7 +305,7 @@ fn quorum_above_the_total_weight_is_reduced_as_keepalived_does() {
 
 #[test]
 fn real_server_keywords() {
-    let v = vs(r#"virtual_server 10.0.0.1 80 {
+    let v = vs(r#"virtual_server 10.0.0.1 80 { protocol TCP
     weight 4
     real_server 10.0.1.1 8080 {
         uthreshold 100
@@ -330,14 +333,18 @@ fn real_server_keywords() {
         (Some(80), 0)
     );
     assert_eq!(
-        errors("virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  weight 65536\n }\n}\n"),
-        vec!["t.conf:3: weight: 65536 is outside 0..=65535"]
+        errors(
+            "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  weight 2147483648\n }\n}\n"
+        ),
+        vec!["t.conf:3: weight: 2147483648 is outside 0..=2147483647"]
     );
 }
 
 #[test]
 fn dr_real_servers_take_the_service_port() {
-    let l = ok("virtual_server 10.0.0.1 80 {\n lb_kind DR\n real_server 10.0.1.1 8080 {\n }\n}\n");
+    let l = ok(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n lb_kind DR\n real_server 10.0.1.1 8080 {\n }\n}\n",
+    );
     assert_eq!(l.config.virtual_servers[0].real_servers[0].port, Some(80));
     assert_eq!(l.warnings.len(), 1);
     assert!(
@@ -350,7 +357,7 @@ fn dr_real_servers_take_the_service_port() {
 #[test]
 fn duplicate_real_servers_are_dropped_with_a_warning() {
     let l = ok(
-        "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n }\n real_server 10.0.1.1 {\n }\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n }\n real_server 10.0.1.1 {\n }\n}\n",
     );
     assert_eq!(l.config.virtual_servers[0].real_servers.len(), 1);
     assert!(
@@ -362,13 +369,14 @@ fn duplicate_real_servers_are_dropped_with_a_warning() {
 
 #[test]
 fn address_families_must_agree_unless_tunnelled() {
-    let e = errors("virtual_server 10.0.0.1 80 {\n real_server 2001:db8::1 80 {\n }\n}\n");
+    let e =
+        errors("virtual_server 10.0.0.1 80 { protocol TCP\n real_server 2001:db8::1 80 {\n }\n}\n");
     assert_eq!(
         e,
         vec!["t.conf:2: real_server 2001:db8::1: address family differs from the virtual server's"]
     );
     let v = vs(
-        "virtual_server 10.0.0.1 80 {\n real_server 2001:db8::1 80 {\n  lvs_method TUN\n }\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 2001:db8::1 80 {\n  lvs_method TUN\n }\n}\n",
     );
     assert_eq!(v.real_servers.len(), 1);
     let v = vs("virtual_server fwmark 1 {\n lb_kind DR\n real_server 2001:db8::1 {\n }\n}\n");
@@ -442,7 +450,7 @@ virtual_server group G {
 
 #[test]
 fn checker_settings_inherit_checker_then_real_then_virtual_server() {
-    let v = vs(r#"virtual_server 10.0.0.1 80 {
+    let v = vs(r#"virtual_server 10.0.0.1 80 { protocol TCP
     real_server 10.0.1.1 80 {
         retry 4
         alpha
@@ -499,7 +507,7 @@ fn checker_settings_inherit_checker_then_real_then_virtual_server() {
 
 #[test]
 fn checker_type_defaults() {
-    let v = vs(r#"virtual_server 10.0.0.1 80 {
+    let v = vs(r#"virtual_server 10.0.0.1 80 { protocol TCP
     delay_loop 20
     real_server 10.0.1.1 80 {
         TCP_CHECK { }
@@ -544,7 +552,7 @@ fn checker_type_defaults() {
 #[test]
 fn nb_get_retry_is_the_old_retry() {
     let l = ok(
-        "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  HTTP_GET {\n   url { path / }\n   nb_get_retry 5\n  }\n }\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  HTTP_GET {\n   url { path / }\n   nb_get_retry 5\n  }\n }\n}\n",
     );
     assert_eq!(
         l.config.virtual_servers[0].real_servers[0].checks[0]
@@ -560,7 +568,7 @@ fn nb_get_retry_is_the_old_retry() {
 
 #[test]
 fn common_connection_options() {
-    let v = vs(r#"virtual_server 10.0.0.1 80 {
+    let v = vs(r#"virtual_server 10.0.0.1 80 { protocol TCP
     real_server 10.0.1.1 80 {
         TCP_CHECK {
             connect_ip 10.0.2.1
@@ -583,7 +591,7 @@ fn common_connection_options() {
     assert!(c.log_all_failures);
     assert_eq!(
         errors(
-            "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  TCP_CHECK {\n   connect_ip 2001:db8::1\n   bindto 10.0.0.2\n  }\n }\n}\n"
+            "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  TCP_CHECK {\n   connect_ip 2001:db8::1\n   bindto 10.0.0.2\n  }\n }\n}\n"
         ),
         vec!["t.conf:5: connect_ip and bindto are of different address families"]
     );
@@ -592,7 +600,7 @@ fn common_connection_options() {
 #[test]
 fn checker_log_all_failures_default_comes_from_global_defs() {
     let v = ok(
-        "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  TCP_CHECK { }\n  TCP_CHECK { log_all_failures off }\n }\n}\nglobal_defs {\n checker_log_all_failures yes\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  TCP_CHECK { }\n  TCP_CHECK { log_all_failures off }\n }\n}\nglobal_defs {\n checker_log_all_failures yes\n}\n",
     );
     let c = &v.config.virtual_servers[0].real_servers[0].checks;
     assert!(c[0].common.log_all_failures);
@@ -601,7 +609,7 @@ fn checker_log_all_failures_default_comes_from_global_defs() {
 
 #[test]
 fn http_and_ssl_checks() {
-    let v = vs(r#"virtual_server 10.0.0.1 443 {
+    let v = vs(r#"virtual_server 10.0.0.1 443 { protocol TCP
     virtualhost vs.example
     real_server 10.0.1.1 443 {
         virtualhost rs.example
@@ -700,7 +708,7 @@ fn http_and_ssl_checks() {
         ),
     ] {
         let e = errors(&format!(
-            "virtual_server 10.0.0.1 80 {{\n real_server 10.0.1.1 80 {{\n  {body}\n }}\n}}\n"
+            "virtual_server 10.0.0.1 80 {{ protocol TCP\n real_server 10.0.1.1 80 {{\n  {body}\n }}\n}}\n"
         ));
         assert!(
             e.iter()
@@ -776,7 +784,7 @@ fn udp_dns_smtp_ping_misc_checks() {
     assert_eq!(m.path, "/bin/check.sh 'a b' c");
     // Defaults.
     let v = vs(
-        "virtual_server 10.0.0.1 25 {\n real_server 10.0.1.1 25 {\n  SMTP_CHECK { }\n  DNS_CHECK { }\n }\n}\n",
+        "virtual_server 10.0.0.1 25 { protocol TCP\n real_server 10.0.1.1 25 {\n  SMTP_CHECK { }\n  DNS_CHECK { }\n }\n}\n",
     );
     let CheckKind::Smtp(s) = &v.real_servers[0].checks[0].kind else {
         panic!()
@@ -801,7 +809,7 @@ fn udp_dns_smtp_ping_misc_checks() {
         ),
     ] {
         let e = errors(&format!(
-            "virtual_server 10.0.0.1 80 {{\n real_server 10.0.1.1 80 {{\n  {body}\n }}\n}}\n"
+            "virtual_server 10.0.0.1 80 {{ protocol TCP\n real_server 10.0.1.1 80 {{\n  {body}\n }}\n}}\n"
         ));
         assert!(
             e.iter()
@@ -813,7 +821,7 @@ fn udp_dns_smtp_ping_misc_checks() {
 
 #[test]
 fn smtp_host_blocks_are_one_check_each() {
-    let v = vs(r#"virtual_server 10.0.0.1 25 {
+    let v = vs(r#"virtual_server 10.0.0.1 25 { protocol TCP
     real_server 10.0.1.1 25 {
         SMTP_CHECK {
             connect_timeout 10
@@ -852,7 +860,7 @@ fn smtp_host_blocks_are_one_check_each() {
 #[test]
 fn misc_check_has_no_connection_options() {
     let w = warnings(
-        "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  MISC_CHECK {\n   misc_path /bin/true\n   connect_port 80\n  }\n }\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  MISC_CHECK {\n   misc_path /bin/true\n   connect_port 80\n  }\n }\n}\n",
     );
     assert_eq!(
         w,
@@ -870,7 +878,7 @@ fn unsupported_and_unknown_keywords_are_warnings_naming_file_line_keyword() {
     vrrp_garp_master_delay 5
     notify_fifo /run/fifo
 }
-virtual_server 10.0.0.1 80 {
+virtual_server 10.0.0.1 80 { protocol TCP
     smtp_alert
     snmp_name web
     frobnicate 3
@@ -1033,23 +1041,23 @@ fn global_defs() {
 fn syntax_errors_name_file_line_and_why() {
     let cases: &[(&str, &str)] = &[
         (
-            "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n}\n",
             "t.conf:1: '{' of 'virtual_server' is never closed",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n}\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n}\n}\n",
             "t.conf:3: '}' without a matching '{'",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n delay_loop\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n delay_loop\n}\n",
             "t.conf:2: delay_loop: missing time",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n delay_loop soon\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n delay_loop soon\n}\n",
             "t.conf:2: delay_loop: 'soon' is not a time in seconds",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n quorum 0\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n quorum 0\n}\n",
             "t.conf:2: quorum: 0 is outside 1..=4294967295",
         ),
         (
@@ -1061,15 +1069,15 @@ fn syntax_errors_name_file_line_and_why() {
             "t.conf:1: virtual_server: port 70000 is outside 0..=65535",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n lb_algo fastest\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n lb_algo fastest\n}\n",
             "t.conf:2: lb_algo: unknown scheduler 'fastest' (one of rr|wrr|lc|wlc|lblc|sh|mh|dh|fo|ovf|lblcr|sed|nq|twos)",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  weight -1\n }\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  weight -1\n }\n}\n",
             "t.conf:3: weight: '-1' is not a number",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n alpha maybe\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n alpha maybe\n}\n",
             "t.conf:2: alpha: 'maybe' is not one of on|off|true|false|yes|no",
         ),
         (
@@ -1081,11 +1089,11 @@ fn syntax_errors_name_file_line_and_why() {
             "t.conf:1: virtual_server fwmark: 0 is outside 1..=4294967295",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n sorry_server_lvs_method DR\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n sorry_server_lvs_method DR\n}\n",
             "t.conf:2: sorry_server_lvs_method: no sorry_server",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n TCP_CHECK { }\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n TCP_CHECK { }\n}\n",
             "t.conf:2: TCP_CHECK: checkers go inside a real_server",
         ),
         (
@@ -1093,11 +1101,11 @@ fn syntax_errors_name_file_line_and_why() {
             "t.conf:1: real_server outside a virtual_server",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n virtualhost \"unterminated\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n virtualhost \"unterminated\n}\n",
             "t.conf:2: unterminated quoted string (missing \")",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n ha_suspend yes\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n ha_suspend yes\n}\n",
             "t.conf:2: ha_suspend: unexpected argument 'yes'",
         ),
         ("{\n}\n", "t.conf:1: '{' without a keyword before it"),
@@ -1112,7 +1120,7 @@ fn syntax_errors_name_file_line_and_why() {
 fn one_error_rejects_everything_and_all_errors_are_listed() {
     let e = parse_str(
         "t.conf",
-        "virtual_server 10.0.0.1 80 {\n lb_algo x\n}\nvirtual_server 10.0.0.2 80 {\n quorum y\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n lb_algo x\n}\nvirtual_server 10.0.0.2 80 { protocol TCP\n quorum y\n}\n",
     )
     .unwrap_err();
     assert_eq!(e.0.len(), 2);
@@ -1165,7 +1173,7 @@ $RS= \
     real_server ${BASE}.${N} 80 { \
         weight ${N} \
     }
-virtual_server 10.0.0.1 80 {
+virtual_server 10.0.0.1 80 { protocol TCP
     $SUB=1
     $N=1
     $RS
@@ -1186,7 +1194,7 @@ virtual_server 10.0.0.1 80 {
 
 #[test]
 fn a_self_referencing_parameter_is_an_error() {
-    let e = errors("$A=x $A\nvirtual_server 10.0.0.1 80 {\n lb_algo $A\n}\n");
+    let e = errors("$A=x $A\nvirtual_server 10.0.0.1 80 { protocol TCP\n lb_algo $A\n}\n");
     assert!(
         e[0].starts_with("t.conf:3: parameter substitution"),
         "{e:?}"
@@ -1195,11 +1203,11 @@ fn a_self_referencing_parameter_is_an_error() {
 
 #[test]
 fn predefined_parameters() {
-    let v = vs("virtual_server 10.0.0.1 80 {\n virtualhost a${_HASH}b${_BANG}c\n}\n");
+    let v = vs("virtual_server 10.0.0.1 80 { protocol TCP\n virtualhost a${_HASH}b${_BANG}c\n}\n");
     assert_eq!(v.virtualhost.as_deref(), Some("a#b!c"));
     let l = parse_str_with(
         "t.conf",
-        "virtual_server 10.0.0.1 80 {\n virtualhost ${_INSTANCE}\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n virtualhost ${_INSTANCE}\n}\n",
         &Options {
             config_id: Some("lb1".into()),
         },
@@ -1218,7 +1226,7 @@ fn conditional_lines_follow_the_config_id() {
 @backup router_id backup_router
 }
 $IF_MAIN=@main
-virtual_server 10.0.0.1 80 {
+virtual_server 10.0.0.1 80 { protocol TCP
     @main lb_algo rr
     @^main lb_algo lc
     $IF_MAIN quorum 1
@@ -1295,11 +1303,15 @@ fn groups_are_found_by_name() {
 #[test]
 fn the_same_service_twice_is_an_error() {
     assert_eq!(
-        errors("virtual_server 10.0.0.1 80 {\n}\nvirtual_server 10.0.0.1 80 {\n}\n"),
+        errors(
+            "virtual_server 10.0.0.1 80 { protocol TCP\n}\nvirtual_server 10.0.0.1 80 { protocol TCP\n}\n"
+        ),
         vec!["t.conf:3: virtual_server: the same service as the one at t.conf:1"]
     );
     // Another protocol is another service.
-    let l = ok("virtual_server 10.0.0.1 53 {\n protocol UDP\n}\nvirtual_server 10.0.0.1 53 {\n}\n");
+    let l = ok(
+        "virtual_server 10.0.0.1 53 {\n protocol UDP\n}\nvirtual_server 10.0.0.1 53 {\n protocol TCP\n}\n",
+    );
     assert_eq!(l.config.virtual_servers.len(), 2);
 }
 
@@ -1308,7 +1320,7 @@ fn messages_come_in_file_order() {
     // global_defs is read before virtual servers, yet its error comes later.
     let e = parse_str(
         "t.conf",
-        "virtual_server 10.0.0.1 80 {\n quorum x\n}\nglobal_defs {\n router_id\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n quorum x\n}\nglobal_defs {\n router_id\n}\n",
     )
     .unwrap_err();
     assert_eq!(e.0.iter().map(|d| d.line).collect::<Vec<_>>(), vec![2, 5]);
@@ -1333,7 +1345,7 @@ fn keys_methods_and_protocols_display_as_keepalived_writes_them() {
         "TUN type gre remcsum",
         "TUN type gre",
     ] {
-        let text = format!("virtual_server 10.0.0.1 80 {{\n lb_kind {m}\n}}\n");
+        let text = format!("virtual_server 10.0.0.1 80 {{ protocol TCP\n lb_kind {m}\n}}\n");
         match parse_str("t.conf", &text) {
             Ok(l) => assert_eq!(l.config.virtual_servers[0].method.to_string(), m),
             Err(e) => assert_eq!(m, "TUN type gre remcsum", "{e}"),
@@ -1345,7 +1357,7 @@ fn keys_methods_and_protocols_display_as_keepalived_writes_them() {
 #[test]
 fn keepalived_1x_names() {
     let l = ok(
-        "global_defs {\n lvs_id OLD\n}\nvirtual_server 10.0.0.1 80 {\n nat_mask 255.255.255.0\n}\n",
+        "global_defs {\n lvs_id OLD\n}\nvirtual_server 10.0.0.1 80 { protocol TCP\n nat_mask 255.255.255.0\n}\n",
     );
     assert_eq!(l.config.global.router_id.as_deref(), Some("OLD"));
     assert_eq!(
@@ -1357,7 +1369,7 @@ fn keepalived_1x_names() {
 #[test]
 fn random_is_warned_once_and_left_as_written() {
     let l = ok(
-        "$A=x\nvirtual_server 10.0.0.1 80 {\n virtualhost \"$A${_RANDOM}\"\n quorum_up \"/bin/q $A ${_RANDOM 1 9}\"\n}\n",
+        "$A=x\nvirtual_server 10.0.0.1 80 { protocol TCP\n virtualhost \"$A${_RANDOM}\"\n quorum_up \"/bin/q $A ${_RANDOM 1 9}\"\n}\n",
     );
     let v = &l.config.virtual_servers[0];
     assert_eq!(
