@@ -115,7 +115,32 @@ pub(crate) fn config(blocks: &[Block], sink: &mut Sink) -> Config {
             _ => sink.warn_at(b, format!("unknown keyword '{k}' (ignored)")),
         }
     }
+    if !cfg.global.enable_script_security
+        && let Some(at) = blocks
+            .iter()
+            .filter(|b| b.keyword == "virtual_server")
+            .find_map(first_script)
+    {
+        sink.warn_at(
+            at,
+            format!(
+                "{}: scripts are configured but global_defs has no enable_script_security (keepalived reports a SECURITY VIOLATION)",
+                at.keyword
+            ),
+        );
+    }
     cfg
+}
+
+/// The first checker script or notify script in a virtual server.
+fn first_script(b: &Block) -> Option<&Block> {
+    if matches!(
+        b.keyword.as_str(),
+        "MISC_CHECK" | "notify_up" | "notify_down" | "quorum_up" | "quorum_down"
+    ) {
+        return Some(b);
+    }
+    b.children().iter().find_map(first_script)
 }
 
 /// A VRRP block kept as written: it needs a name and a block.
