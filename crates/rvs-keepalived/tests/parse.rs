@@ -860,7 +860,7 @@ fn smtp_host_blocks_are_one_check_each() {
 #[test]
 fn misc_check_has_no_connection_options() {
     let w = warnings(
-        "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  MISC_CHECK {\n   misc_path /bin/true\n   connect_port 80\n  }\n }\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  MISC_CHECK {\n   misc_path /bin/true\n   connect_port 80\n  }\n }\n}\nglobal_defs {\n enable_script_security\n}\n",
     );
     assert_eq!(
         w,
@@ -1369,7 +1369,7 @@ fn keepalived_1x_names() {
 #[test]
 fn random_is_warned_once_and_left_as_written() {
     let l = ok(
-        "$A=x\nvirtual_server 10.0.0.1 80 { protocol TCP\n virtualhost \"$A${_RANDOM}\"\n quorum_up \"/bin/q $A ${_RANDOM 1 9}\"\n}\n",
+        "$A=x\nvirtual_server 10.0.0.1 80 { protocol TCP\n virtualhost \"$A${_RANDOM}\"\n quorum_up \"/bin/q $A ${_RANDOM 1 9}\"\n}\nglobal_defs {\n enable_script_security\n}\n",
     );
     let v = &l.config.virtual_servers[0];
     assert_eq!(
@@ -1403,4 +1403,17 @@ fn the_host_config_id_is_the_short_host_name() {
     )
     .unwrap();
     assert_eq!(l.config.global.router_id.as_deref(), Some("me"));
+}
+
+#[test]
+fn scripts_without_script_security_are_warned_once() {
+    let w = warnings(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n quorum_up /bin/up\n real_server 10.0.1.1 80 {\n  notify_up /bin/n\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n }\n}\n",
+    );
+    assert_eq!(
+        w,
+        vec![
+            "t.conf:2: quorum_up: scripts are configured but global_defs has no enable_script_security (keepalived reports a SECURITY VIOLATION)"
+        ]
+    );
 }
