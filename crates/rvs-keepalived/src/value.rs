@@ -17,12 +17,16 @@ pub(crate) fn arg<'a>(b: &'a Block, i: usize, what: &str, sink: &mut Sink) -> Op
     }
 }
 
-/// Errors about arguments past `n`.
+/// Warns about arguments past `n`: keepalived ignores them silently, so
+/// they do not fail a configuration it would run; `false` when there were.
 pub(crate) fn at_most(b: &Block, n: usize, sink: &mut Sink) -> bool {
     if b.args.len() > n {
-        sink.err_at(
+        sink.warn_at(
             b,
-            format!("{}: unexpected argument '{}'", b.keyword, b.args[n]),
+            format!(
+                "{}: extra argument '{}' ignored (as keepalived does)",
+                b.keyword, b.args[n]
+            ),
         );
         return false;
     }
@@ -40,7 +44,8 @@ pub(crate) fn no_block(b: &Block, sink: &mut Sink) {
 pub(crate) fn one<'a>(b: &'a Block, what: &str, sink: &mut Sink) -> Option<&'a str> {
     no_block(b, sink);
     let a = arg(b, 0, what, sink)?;
-    at_most(b, 1, sink).then_some(a)
+    at_most(b, 1, sink);
+    Some(a)
 }
 
 /// An unsigned integer in `min..=max` (decimal, as keepalived's
@@ -155,10 +160,11 @@ pub(crate) fn flag(b: &Block, sink: &mut Sink) -> Option<bool> {
     }
 }
 
-/// A flag that takes no argument at all.
+/// A flag that takes no argument at all (extra ones warned).
 pub(crate) fn bare(b: &Block, sink: &mut Sink) -> bool {
     no_block(b, sink);
-    at_most(b, 0, sink)
+    at_most(b, 0, sink);
+    true
 }
 
 /// A numeric IPv4 or IPv6 address (IPv6 may carry `%scope`, dropped; a

@@ -1104,10 +1104,6 @@ fn syntax_errors_name_file_line_and_why() {
             "virtual_server 10.0.0.1 80 { protocol TCP\n virtualhost \"unterminated\n}\n",
             "t.conf:2: unterminated quoted string (missing \")",
         ),
-        (
-            "virtual_server 10.0.0.1 80 { protocol TCP\n ha_suspend yes\n}\n",
-            "t.conf:2: ha_suspend: unexpected argument 'yes'",
-        ),
         ("{\n}\n", "t.conf:1: '{' without a keyword before it"),
     ];
     for (text, want) in cases {
@@ -1414,6 +1410,24 @@ fn scripts_without_script_security_are_warned_once() {
         w,
         vec![
             "t.conf:2: quorum_up: scripts are configured but global_defs has no enable_script_security (keepalived reports a SECURITY VIOLATION)"
+        ]
+    );
+}
+
+#[test]
+fn extra_arguments_are_warned_as_keepalived_ignores_them() {
+    let l = ok("virtual_server 10.0.0.1 80 { protocol TCP\n ha_suspend yes\n delay_loop 6 s\n}\n");
+    let v = &l.config.virtual_servers[0];
+    assert!(v.ha_suspend);
+    assert_eq!(v.delay_loop, SECS(6));
+    assert_eq!(
+        l.warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![
+            "t.conf:2: ha_suspend: extra argument 'yes' ignored (as keepalived does)",
+            "t.conf:3: delay_loop: extra argument 's' ignored (as keepalived does)",
         ]
     );
 }
