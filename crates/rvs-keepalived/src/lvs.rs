@@ -351,7 +351,9 @@ impl Inherit {
     pub(crate) fn keyword(&mut self, c: &Block, retry_min: u32, sink: &mut Sink) -> bool {
         match c.keyword.as_str() {
             "connect_timeout" => {
-                if let Some(v) = value::timer(c, Duration::from_micros(1), sink) {
+                // keepalived: at most UINT_MAX micro-seconds.
+                let max = Duration::from_micros(u32::MAX.into());
+                if let Some(v) = value::timer_in(c, Duration::from_micros(1), max, sink) {
                     self.connect_timeout = Some(v);
                 }
             }

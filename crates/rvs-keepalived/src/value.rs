@@ -94,7 +94,8 @@ pub(crate) fn parse_timer(s: &str) -> Result<Duration, String> {
     } else {
         int.parse().map_err(|_| bad())?
     };
-    if secs > u64::from(u32::MAX) {
+    // keepalived keeps timers in micro-seconds in 64 bits.
+    if secs > u64::MAX / 1_000_000 - 1 {
         return Err(format!("{s} seconds is too long"));
     }
     let mut micros: u32 = 0;
@@ -106,8 +107,29 @@ pub(crate) fn parse_timer(s: &str) -> Result<Duration, String> {
 
 /// The single argument as a TIMER, at least `min`.
 pub(crate) fn timer(b: &Block, min: Duration, sink: &mut Sink) -> Option<Duration> {
+    timer_in(b, min, Duration::MAX, sink)
+}
+
+/// The single argument as a TIMER in `min..=max`.
+pub(crate) fn timer_in(
+    b: &Block,
+    min: Duration,
+    max: Duration,
+    sink: &mut Sink,
+) -> Option<Duration> {
     let s = one(b, "time", sink)?;
     match parse_timer(s) {
+        Ok(d) if d > max => {
+            sink.err_at(
+                b,
+                format!(
+                    "{}: {s} is above the maximum {} s",
+                    b.keyword,
+                    max.as_secs_f64()
+                ),
+            );
+            None
+        }
         Ok(d) if d >= min => Some(d),
         Ok(_) => {
             sink.err_at(
@@ -230,6 +252,10 @@ mod tests {
         assert!(parse_timer("-1").is_err());
         assert!(parse_timer("1s").is_err());
         assert!(parse_timer("99999999999999999999").is_err());
+        assert_eq!(
+            parse_timer("99999999999"),
+            Ok(Duration::from_secs(99_999_999_999))
+        );
     }
 
     #[test]

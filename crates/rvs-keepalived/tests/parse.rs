@@ -1431,3 +1431,15 @@ fn extra_arguments_are_warned_as_keepalived_ignores_them() {
         ]
     );
 }
+
+#[test]
+fn timer_ranges_are_keepalived_s() {
+    let v = vs(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n delay_loop 99999999999\n connect_timeout 4294.967295\n}\n",
+    );
+    assert_eq!(v.delay_loop, SECS(99_999_999_999));
+    assert_eq!(
+        errors("virtual_server 10.0.0.1 80 { protocol TCP\n connect_timeout 4295\n}\n"),
+        vec!["t.conf:2: connect_timeout: 4295 is above the maximum 4294.967295 s"]
+    );
+}
