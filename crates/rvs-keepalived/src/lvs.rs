@@ -598,6 +598,8 @@ fn virtual_server(
     let mut sorry_inhibit: Option<&Block> = None;
     let mut sorry_method: Option<(Method, &Block)> = None;
     let mut protocol_kw: Option<&Block> = None;
+    let mut sched_kw = false;
+    let mut method_kw = false;
     let mut ops_kw: Option<&Block> = None;
     let mut granularity: Option<(String, Family)> = None;
     let mut rss: Vec<RawRs> = Vec::new();
@@ -614,6 +616,7 @@ fn virtual_server(
                 None => {}
             },
             "lb_algo" | "lvs_sched" => {
+                sched_kw = true;
                 if let Some(s) = value::one(c, "scheduler", sink) {
                     if SCHEDULERS.contains(&s) {
                         vs.sched = s.to_string();
@@ -651,6 +654,7 @@ fn virtual_server(
             }
             "hashed" => sink.warn_at(c, "hashed: has no effect in rvs (ignored)"),
             "lb_kind" | "lvs_method" => {
+                method_kw = true;
                 if let Some(m) = method(c, sink) {
                     vs.method = m;
                 }
@@ -855,6 +859,23 @@ fn virtual_server(
             ),
             _ => {}
         }
+    }
+
+    // keepalived reports both defaults as config errors and goes on.
+    if !sched_kw {
+        sink.warn_at(
+            b,
+            "virtual_server: no lb_algo/lvs_sched, so wlc (as keepalived)",
+        );
+    }
+    if !method_kw
+        && (rss.iter().any(|r| r.rs.method.is_none())
+            || vs.sorry_server.as_ref().is_some_and(|s| s.method.is_none()))
+    {
+        sink.warn_at(
+            b,
+            "virtual_server: no lb_kind/lvs_method, so NAT (as keepalived)",
+        );
     }
 
     // Scheduler flags.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rvs_keepalived::spec::{CheckKind, DnsType, HttpProtocol};
 use rvs_keepalived::{
-    FlushOnStop, GroupMember, Loaded, Method, Options, Protocol, SchedFlag, Script, TunCsum,
+    Diag, FlushOnStop, GroupMember, Loaded, Method, Options, Protocol, SchedFlag, Script, TunCsum,
     TunKind, VirtualServer, VsKey, parse_str, parse_str_with,
 };
 
@@ -21,7 +21,18 @@ fn errors(text: &str) -> Vec<String> {
 }
 
 fn warnings(text: &str) -> Vec<String> {
-    ok(text).warnings.iter().map(ToString::to_string).collect()
+    warns(&ok(text)).iter().map(ToString::to_string).collect()
+}
+
+/// The warnings, less keepalived's "no lb_algo, so wlc" and "no lb_kind,
+/// so NAT" that most of these short configurations draw (tested once, in
+/// `missing_scheduler_and_method_are_warned`).
+fn warns(l: &Loaded) -> Vec<Diag> {
+    l.warnings
+        .iter()
+        .filter(|w| !w.message.starts_with("virtual_server: no lb_"))
+        .cloned()
+        .collect()
 }
 
 fn vs(text: &str) -> VirtualServer {
@@ -97,7 +108,7 @@ fn scheduler_flags_for_another_scheduler_are_warned_and_dropped() {
     let l = ok("virtual_server 10.0.0.1 80 { protocol TCP\n lb_algo rr\n sh-port\n}\n");
     assert!(l.config.virtual_servers[0].sched_flags.is_empty());
     assert_eq!(
-        l.warnings[0].to_string(),
+        warns(&l)[0].to_string(),
         "t.conf:3: sh-port: only for the sh scheduler, not rr (ignored)"
     );
 }
@@ -108,11 +119,11 @@ fn ops_needs_udp() {
     let l = ok("virtual_server 10.0.0.1 53 {\n protocol TCP\n ops\n}\n");
     assert!(!l.config.virtual_servers[0].ops);
     assert!(
-        l.warnings
+        warns(&l)
             .iter()
             .any(|w| w.to_string().starts_with("t.conf:3: ops:")),
         "{:?}",
-        l.warnings
+        warns(&l)
     );
 }
 
@@ -205,7 +216,7 @@ fn persistence() {
     let l = ok("virtual_server 10.0.0.1 {\n protocol TCP\n}\n");
     assert_eq!(l.config.virtual_servers[0].persistence_timeout, Some(360));
     assert!(
-        l.warnings[0]
+        warns(&l)[0]
             .to_string()
             .starts_with("t.conf:1: virtual_server: no port")
     );
@@ -295,9 +306,9 @@ fn quorum_above_the_total_weight_is_reduced_as_keepalived_does() {
     );
     let v = &l.config.virtual_servers[0];
     assert_eq!((v.quorum, v.hysteresis), (3, 2));
-    assert_eq!(l.warnings.len(), 2);
+    assert_eq!(warns(&l).len(), 2);
     assert!(
-        l.warnings[0]
+        warns(&l)[0]
             .to_string()
             .starts_with("t.conf:1: quorum 5 exceeds")
     );
@@ -346,9 +357,9 @@ fn dr_real_servers_take_the_service_port() {
         "virtual_server 10.0.0.1 80 { protocol TCP\n lb_kind DR\n real_server 10.0.1.1 8080 {\n }\n}\n",
     );
     assert_eq!(l.config.virtual_servers[0].real_servers[0].port, Some(80));
-    assert_eq!(l.warnings.len(), 1);
+    assert_eq!(warns(&l).len(), 1);
     assert!(
-        l.warnings[0]
+        warns(&l)[0]
             .to_string()
             .starts_with("t.conf:3: real_server 10.0.1.1:")
     );
@@ -361,7 +372,7 @@ fn duplicate_real_servers_are_dropped_with_a_warning() {
     );
     assert_eq!(l.config.virtual_servers[0].real_servers.len(), 1);
     assert!(
-        l.warnings[0]
+        warns(&l)[0]
             .to_string()
             .starts_with("t.conf:4: real_server 10.0.1.1: duplicate")
     );
@@ -561,7 +572,7 @@ fn nb_get_retry_is_the_old_retry() {
         5
     );
     assert_eq!(
-        l.warnings[0].to_string(),
+        warns(&l)[0].to_string(),
         "t.conf:5: nb_get_retry: deprecated, use retry (applied as retry)"
     );
 }
@@ -938,7 +949,7 @@ static_ipaddress {
     192.168.1.1/24 dev eth0
 }
 "#);
-    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    assert!(warns(&l).is_empty(), "{:?}", warns(&l));
     let c = &l.config;
     assert_eq!(c.vrrp_scripts[0].name(), Some("chk"));
     assert_eq!(
@@ -1280,7 +1291,7 @@ fn require_reply_wildcards_are_warned_and_relaxed() {
     };
     assert_eq!(u.require_reply, Some(vec![]));
     assert!(
-        l.warnings[0]
+        warns(&l)[0]
             .to_string()
             .starts_with("t.conf:5: require_reply: X wildcard")
     );
@@ -1357,7 +1368,7 @@ fn keepalived_1x_names() {
     );
     assert_eq!(l.config.global.router_id.as_deref(), Some("OLD"));
     assert_eq!(
-        l.warnings[0].to_string(),
+        warns(&l)[0].to_string(),
         "t.conf:5: nat_mask: obsolete keepalived 1.x keyword (ignored)"
     );
 }
@@ -1377,7 +1388,7 @@ fn random_is_warned_once_and_left_as_written() {
         v.quorum_up.as_ref().unwrap().command,
         "/bin/q x ${_RANDOM 1 9}"
     );
-    let w: Vec<u32> = l.warnings.iter().map(|w| w.line).collect();
+    let w: Vec<u32> = warns(&l).iter().map(|w| w.line).collect();
     assert_eq!(w, vec![3, 4]);
 }
 
@@ -1421,7 +1432,7 @@ fn extra_arguments_are_warned_as_keepalived_ignores_them() {
     assert!(v.ha_suspend);
     assert_eq!(v.delay_loop, SECS(6));
     assert_eq!(
-        l.warnings
+        warns(&l)
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>(),
@@ -1442,4 +1453,24 @@ fn timer_ranges_are_keepalived_s() {
         errors("virtual_server 10.0.0.1 80 { protocol TCP\n connect_timeout 4295\n}\n"),
         vec!["t.conf:2: connect_timeout: 4295 is above the maximum 4294.967295 s"]
     );
+}
+
+#[test]
+fn missing_scheduler_and_method_are_warned() {
+    let l = ok("virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n}\n");
+    assert_eq!(
+        l.warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![
+            "t.conf:1: virtual_server: no lb_algo/lvs_sched, so wlc (as keepalived)",
+            "t.conf:1: virtual_server: no lb_kind/lvs_method, so NAT (as keepalived)",
+        ]
+    );
+    // Every real server with its own method: no default needed, no warning.
+    let l = ok(
+        "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n real_server 10.0.1.1 80 {\n  lvs_method DR\n }\n}\n",
+    );
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 }
