@@ -605,6 +605,12 @@ fn virtual_server(
     let mut rss: Vec<RawRs> = Vec::new();
     for c in b.children() {
         let k = c.keyword.as_str();
+        // keepalived's virtual server alpha takes no value (any is ignored).
+        if k == "alpha" {
+            value::bare(c, sink);
+            inh.alpha = Some(true);
+            continue;
+        }
         if inh.keyword(c, 1, sink) {
             continue;
         }
@@ -724,10 +730,10 @@ fn virtual_server(
                     vs.omega = true;
                 }
             }
+            // Like alpha: no value at the virtual server.
             "inhibit_on_failure" => {
-                if let Some(v) = value::flag(c, sink) {
-                    vs.inhibit_on_failure = v;
-                }
+                value::bare(c, sink);
+                vs.inhibit_on_failure = true;
             }
             "quorum" => {
                 if let Some(v) = value::u32_in(c, 1, u32::MAX, sink) {

@@ -1088,8 +1088,8 @@ fn syntax_errors_name_file_line_and_why() {
             "t.conf:3: weight: '-1' is not a number",
         ),
         (
-            "virtual_server 10.0.0.1 80 { protocol TCP\n alpha maybe\n}\n",
-            "t.conf:2: alpha: 'maybe' is not one of on|off|true|false|yes|no",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  alpha maybe\n }\n}\n",
+            "t.conf:3: alpha: 'maybe' is not one of on|off|true|false|yes|no",
         ),
         (
             "virtual_server 10.0.0.1 80\n",
