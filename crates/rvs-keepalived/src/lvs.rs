@@ -594,9 +594,7 @@ fn virtual_server(
     let mut inh = Inherit::default();
     let mut vs_weight: u32 = 1;
     let mut family_kw: Option<(Family, &Block)> = None;
-    let mut flags: Vec<(SchedFlag, &Block)> = Vec::new();
-    let mut sorry_inhibit: Option<&Block> = None;
-    let mut sorry_method: Option<(Method, &Block)> = None;
+    let mut flags: Vec<(SchedFlag, &Block, String)> = Vec::new();
     let mut protocol_kw: Option<&Block> = None;
     let mut sched_kw = false;
     let mut method_kw = false;
@@ -649,7 +647,17 @@ fn virtual_server(
                         "mh-port" => SchedFlag::MhPort,
                         _ => SchedFlag::MhFallback,
                     };
-                    flags.push((f, c));
+                    // keepalived checks sh-*/mh-* against the scheduler
+                    // set so far: before lb_algo they are dropped.
+                    flags.push((
+                        f,
+                        c,
+                        if sched_kw {
+                            vs.sched.clone()
+                        } else {
+                            String::new()
+                        },
+                    ));
                 }
             }
             "ops" => {
@@ -682,7 +690,31 @@ fn virtual_server(
             }
             "persistence_granularity" => {
                 if let Some(s) = value::one(c, "netmask or prefix length", sink) {
-                    if s.contains('.') {
+                    let v4 = matches!(
+                        vs.key,
+                        VsKey::Addr {
+                            ip: IpAddr::V4(_),
+                            ..
+                        }
+                    ) || matches!(family_kw, Some((Family::Inet, _)));
+                    if v4 && !s.contains('.') {
+                        // keepalived reads it with getaddrinfo: a number is
+                        // an IPv4 address in host order.
+                        match parse_uint(s, 0, u32::MAX.into()) {
+                            Ok(n) => {
+                                let a = std::net::Ipv4Addr::from(u32::try_from(n).unwrap_or(0));
+                                sink.warn_at(
+                                    c,
+                                    format!("persistence_granularity: {s} read as the IPv4 netmask {a} (as keepalived)"),
+                                );
+                                granularity = Some((a.to_string(), Family::Inet));
+                            }
+                            Err(_) => sink.err_at(
+                                c,
+                                format!("persistence_granularity: '{s}' is not an IPv4 netmask"),
+                            ),
+                        }
+                    } else if s.contains('.') {
                         match s.parse::<std::net::Ipv4Addr>() {
                             Ok(_) => granularity = Some((s.to_string(), Family::Inet)),
                             Err(_) => sink.err_at(
@@ -765,14 +797,25 @@ fn virtual_server(
                     });
                 }
             }
+            // keepalived applies these to the sorry server defined so far.
             "sorry_server_inhibit" => {
-                if value::bare(c, sink) {
-                    sorry_inhibit = Some(c);
+                value::bare(c, sink);
+                if vs.sorry_server.is_some() {
+                    vs.sorry_server_inhibit = true;
+                } else {
+                    sink.warn_at(
+                        c,
+                        "sorry_server_inhibit: before or without sorry_server (ignored, as keepalived)",
+                    );
                 }
             }
             "sorry_server_lvs_method" => {
                 if let Some(m) = method(c, sink) {
-                    sorry_method = Some((m, c));
+                    match &mut vs.sorry_server {
+                        Some(s) => s.method = Some(m),
+                        None => sink
+                            .err_at(c, "sorry_server_lvs_method: before or without sorry_server"),
+                    }
                 }
             }
             "real_server" => {
@@ -837,19 +880,6 @@ fn virtual_server(
     }
 
     // Sorry server.
-    if let Some((m, c)) = sorry_method {
-        match &mut vs.sorry_server {
-            Some(s) => s.method = Some(m),
-            None => sink.err_at(c, "sorry_server_lvs_method: no sorry_server"),
-        }
-    }
-    if let Some(c) = sorry_inhibit {
-        if vs.sorry_server.is_some() {
-            vs.sorry_server_inhibit = true;
-        } else {
-            sink.warn_at(c, "sorry_server_inhibit: no sorry_server (ignored)");
-        }
-    }
     if let Some(s) = &vs.sorry_server
         && !is_tun(s.method.or(Some(vs.method)))
     {
@@ -885,10 +915,10 @@ fn virtual_server(
     }
 
     // Scheduler flags.
-    for (f, c) in flags {
+    for (f, c, sched) in flags {
         let ok = match f {
-            SchedFlag::ShPort | SchedFlag::ShFallback => vs.sched == "sh",
-            SchedFlag::MhPort | SchedFlag::MhFallback => vs.sched == "mh",
+            SchedFlag::ShPort | SchedFlag::ShFallback => sched == "sh",
+            SchedFlag::MhPort | SchedFlag::MhFallback => sched == "mh",
             _ => true,
         };
         if ok {
@@ -899,10 +929,10 @@ fn virtual_server(
             sink.warn_at(
                 c,
                 format!(
-                    "{}: only for the {} scheduler, not {} (ignored)",
+                    "{}: only for the {} scheduler, and the scheduler so far is {} (ignored, as keepalived)",
                     c.keyword,
                     &c.keyword[..2],
-                    vs.sched
+                    if sched.is_empty() { "none" } else { sched.as_str() }
                 ),
             );
         }

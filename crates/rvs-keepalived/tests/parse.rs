@@ -86,9 +86,16 @@ fn lb_algo_and_lvs_sched_are_aliases_with_their_flags() {
         v.sched_flags.iter().map(|f| f.bit()).collect::<Vec<_>>(),
         vec![0x10, 0x08, 0x20]
     );
-    let v = vs("virtual_server 10.0.0.1 80 { protocol TCP\n mh-fallback\n lvs_sched mh\n}\n");
+    let v = vs("virtual_server 10.0.0.1 80 { protocol TCP\n lvs_sched mh\n mh-fallback\n}\n");
     assert_eq!(v.sched, "mh");
     assert_eq!(v.sched_flags, vec![SchedFlag::MhFallback]);
+    // Before the scheduler, keepalived drops them (it checks the scheduler so far).
+    let l = ok("virtual_server 10.0.0.1 80 { protocol TCP\n mh-fallback\n lvs_sched mh\n}\n");
+    assert!(l.config.virtual_servers[0].sched_flags.is_empty());
+    assert_eq!(
+        warns(&l)[0].to_string(),
+        "t.conf:2: mh-fallback: only for the mh scheduler, and the scheduler so far is none (ignored, as keepalived)"
+    );
     for s in [
         "rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq",
         "twos",
@@ -109,7 +116,7 @@ fn scheduler_flags_for_another_scheduler_are_warned_and_dropped() {
     assert!(l.config.virtual_servers[0].sched_flags.is_empty());
     assert_eq!(
         warns(&l)[0].to_string(),
-        "t.conf:3: sh-port: only for the sh scheduler, not rr (ignored)"
+        "t.conf:3: sh-port: only for the sh scheduler, and the scheduler so far is rr (ignored, as keepalived)"
     );
 }
 
@@ -210,8 +217,26 @@ fn persistence() {
         e,
         vec!["t.conf:2: persistence_timeout: 2678401 is outside 0..=2678400"]
     );
-    let e = errors("virtual_server 10.0.0.1 80 { protocol TCP\n persistence_granularity 129\n}\n");
-    assert!(e[0].starts_with("t.conf:2: persistence_granularity: IPv6 prefix length"));
+    let e =
+        errors("virtual_server 2001:db8::1 80 { protocol TCP\n persistence_granularity 129\n}\n");
+    assert!(
+        e[0].starts_with("t.conf:2: persistence_granularity: IPv6 prefix length"),
+        "{e:?}"
+    );
+    // keepalived reads a bare number for an IPv4 service as an address.
+    let l =
+        ok("virtual_server 10.0.0.1 80 { protocol TCP\n persistence_granularity 4294967040\n}\n");
+    assert_eq!(
+        l.config.virtual_servers[0]
+            .persistence_granularity
+            .as_deref(),
+        Some("255.255.255.0")
+    );
+    assert!(
+        warns(&l)[0]
+            .to_string()
+            .contains("read as the IPv4 netmask 255.255.255.0")
+    );
     // A port-less address service is made persistent, as keepalived does.
     let l = ok("virtual_server 10.0.0.1 {\n protocol TCP\n}\n");
     assert_eq!(l.config.virtual_servers[0].persistence_timeout, Some(360));
@@ -1101,7 +1126,7 @@ fn syntax_errors_name_file_line_and_why() {
         ),
         (
             "virtual_server 10.0.0.1 80 { protocol TCP\n sorry_server_lvs_method DR\n}\n",
-            "t.conf:2: sorry_server_lvs_method: no sorry_server",
+            "t.conf:2: sorry_server_lvs_method: before or without sorry_server",
         ),
         (
             "virtual_server 10.0.0.1 80 { protocol TCP\n TCP_CHECK { }\n}\n",
@@ -1473,4 +1498,18 @@ fn missing_scheduler_and_method_are_warned() {
         "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n real_server 10.0.1.1 80 {\n  lvs_method DR\n }\n}\n",
     );
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+}
+
+#[test]
+fn sorry_server_settings_apply_to_the_sorry_server_so_far() {
+    let l = ok(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n sorry_server_inhibit\n sorry_server 10.0.9.9 80\n}\n",
+    );
+    let v = &l.config.virtual_servers[0];
+    assert!(v.sorry_server.is_some() && !v.sorry_server_inhibit);
+    assert!(
+        warns(&l)[0]
+            .to_string()
+            .starts_with("t.conf:2: sorry_server_inhibit: before or without sorry_server")
+    );
 }
