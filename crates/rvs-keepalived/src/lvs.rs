@@ -1085,8 +1085,20 @@ fn virtual_server(
                 s.port = vs_port;
             }
         } else if is_fwmark {
+            if s.port.is_some() {
+                sink.warn_at(
+                    b,
+                    "sorry_server: port ignored for a non-NAT fwmark service (as keepalived does)",
+                );
+            }
             s.port = None;
         } else if matches!(vs.key, VsKey::Addr { .. }) {
+            if s.port.is_some() && s.port != vs_port {
+                sink.warn_at(
+                    b,
+                    "sorry_server: DR/TUN sorry servers use the virtual server's port (reset, as keepalived does)",
+                );
+            }
             s.port = vs_port;
         }
     }

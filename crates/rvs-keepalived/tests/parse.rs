@@ -1513,3 +1513,23 @@ fn sorry_server_settings_apply_to_the_sorry_server_so_far() {
             .starts_with("t.conf:2: sorry_server_inhibit: before or without sorry_server")
     );
 }
+
+#[test]
+fn a_dr_sorry_server_takes_the_service_port_with_a_warning() {
+    let l = ok(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n lb_kind DR\n sorry_server 10.0.9.9 8080\n}\n",
+    );
+    assert_eq!(
+        l.config.virtual_servers[0]
+            .sorry_server
+            .as_ref()
+            .unwrap()
+            .port,
+        Some(80)
+    );
+    assert!(
+        warns(&l)[0]
+            .to_string()
+            .starts_with("t.conf:1: sorry_server: DR/TUN")
+    );
+}
