@@ -170,6 +170,7 @@ pub(crate) fn checker(b: &Block, _g: &GlobalDefs, sink: &mut Sink) -> Vec<RawChe
         user: None,
     };
     let mut misc_path_seen = false;
+    let mut dns_name_set = false;
     for c in b.children() {
         let ck = c.keyword.as_str();
         if has_conn && raw.conn.keyword(c, sink) {
@@ -281,6 +282,14 @@ pub(crate) fn checker(b: &Block, _g: &GlobalDefs, sink: &mut Sink) -> Vec<RawChe
                 }
             }
             ("DNS_CHECK", "name") => {
+                if dns_name_set {
+                    sink.warn_at(
+                        c,
+                        "name: given again, the first one is kept (as keepalived)",
+                    );
+                    continue;
+                }
+                dns_name_set = true;
                 if let Some(n) = value::string(c, sink) {
                     if n.is_empty() || n.len() > 253 {
                         sink.err_at(c, "name: not a DNS name (1..=253 characters)");
@@ -429,6 +438,9 @@ fn url(c: &Block, sink: &mut Sink) -> Option<UrlCheck> {
                 }
             }
             "digest" => {
+                if value::repeated(d, &u.digest, sink) {
+                    continue;
+                }
                 if let Some(s) = value::string(d, sink) {
                     if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
                         u.digest = Some(s.to_ascii_lowercase());

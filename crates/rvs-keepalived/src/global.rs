@@ -111,7 +111,11 @@ pub(crate) fn global_defs(b: &Block, g: &mut GlobalDefs, sink: &mut Sink) {
                 }
             }
             "lvs_timeouts" => lvs_timeouts(c, g, sink),
-            "lvs_sync_daemon" => g.lvs_sync_daemon = lvs_sync_daemon(c, sink),
+            "lvs_sync_daemon" => {
+                if !value::repeated(c, &g.lvs_sync_daemon, sink) {
+                    g.lvs_sync_daemon = lvs_sync_daemon(c, sink);
+                }
+            }
             "lvs_flush" => {
                 if value::bare(c, sink) {
                     g.lvs_flush = true;

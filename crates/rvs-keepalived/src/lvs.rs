@@ -777,8 +777,16 @@ fn virtual_server(
                     vs.hysteresis = v;
                 }
             }
-            "quorum_up" => vs.quorum_up = script(c, sink),
-            "quorum_down" => vs.quorum_down = script(c, sink),
+            "quorum_up" => {
+                if !value::repeated(c, &vs.quorum_up, sink) {
+                    vs.quorum_up = script(c, sink);
+                }
+            }
+            "quorum_down" => {
+                if !value::repeated(c, &vs.quorum_down, sink) {
+                    vs.quorum_down = script(c, sink);
+                }
+            }
             "weight" => {
                 if let Some(v) = value::uint(c, 1, WEIGHT_LIMIT, sink) {
                     vs_weight = u32::try_from(v).unwrap_or(1);
@@ -1054,6 +1062,37 @@ fn virtual_server(
                 );
             }
             rs.port = vs_port;
+        } else if let (VsKey::Group(n), Some(p)) = (&vs.key, rs.port)
+            && let Some(g) = groups.iter().find(|g| &g.name == n)
+        {
+            // keepalived leaves the port but says what IPVS will do with it.
+            let fw = g
+                .members
+                .iter()
+                .any(|m| matches!(m, GroupMember::Fwmark { .. }));
+            let other = g.members.iter().find_map(|m| match m {
+                GroupMember::Addr { port: Some(q), .. }
+                | GroupMember::Range { port: Some(q), .. }
+                    if *q != p =>
+                {
+                    Some(*q)
+                }
+                _ => None,
+            });
+            if fw {
+                sink.warn(
+                    &rs.file,
+                    rs.line,
+                    format!("real_server {}: port ignored for the group's fwmark entries (DR/TUN; as keepalived warns)", rs.ip),
+                );
+            }
+            if let Some(q) = other {
+                sink.warn(
+                    &rs.file,
+                    rs.line,
+                    format!("real_server {}: port {p} differs from the group's port {q}, which DR/TUN cannot change (keepalived reports it)", rs.ip),
+                );
+            }
         }
         if vs
             .real_servers
@@ -1164,12 +1203,20 @@ fn real_server(b: &Block, g: &GlobalDefs, sink: &mut Sink) -> Option<RawRs> {
                     raw.weight = u32::try_from(v).ok();
                 }
             }
-            "lvs_method" | "lb_kind" => raw.rs.method = method(c, sink),
+            "lvs_method" => raw.rs.method = method(c, sink),
             "uthreshold" => raw.rs.uthreshold = value::u32_in(c, 0, u32::MAX, sink),
             "lthreshold" => raw.rs.lthreshold = value::u32_in(c, 0, u32::MAX, sink),
             "inhibit_on_failure" => raw.inhibit = value::flag(c, sink),
-            "notify_up" => raw.rs.notify_up = script(c, sink),
-            "notify_down" => raw.rs.notify_down = script(c, sink),
+            "notify_up" => {
+                if !value::repeated(c, &raw.rs.notify_up, sink) {
+                    raw.rs.notify_up = script(c, sink);
+                }
+            }
+            "notify_down" => {
+                if !value::repeated(c, &raw.rs.notify_down, sink) {
+                    raw.rs.notify_down = script(c, sink);
+                }
+            }
             "smtp_alert" => {
                 value::flag(c, sink);
                 sink.warn_at(

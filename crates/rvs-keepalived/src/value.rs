@@ -237,6 +237,22 @@ pub(crate) fn string(b: &Block, sink: &mut Sink) -> Option<String> {
     one(b, "value", sink).map(str::to_string)
 }
 
+/// keepalived keeps the first of some keywords and ignores a repeat with a
+/// complaint: `true` (and a warning) when `slot` is already set.
+pub(crate) fn repeated<T>(b: &Block, slot: &Option<T>, sink: &mut Sink) -> bool {
+    if slot.is_some() {
+        sink.warn_at(
+            b,
+            format!(
+                "{}: given again, the first one is kept (as keepalived)",
+                b.keyword
+            ),
+        );
+        return true;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

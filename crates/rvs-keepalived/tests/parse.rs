@@ -1533,3 +1533,47 @@ fn a_dr_sorry_server_takes_the_service_port_with_a_warning() {
             .starts_with("t.conf:1: sorry_server: DR/TUN")
     );
 }
+
+#[test]
+fn group_ports_and_dr_real_servers() {
+    let l = ok(
+        "virtual_server_group G {\n 10.0.0.1 80\n fwmark 3\n}\nvirtual_server group G {\n protocol TCP\n lb_algo rr\n lb_kind DR\n real_server 10.0.2.1 8080 {\n }\n}\n",
+    );
+    let w: Vec<String> = warns(&l).iter().map(ToString::to_string).collect();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0].starts_with(
+        "t.conf:9: real_server 10.0.2.1: port ignored for the group's fwmark entries"
+    ));
+    assert!(
+        w[1].starts_with(
+            "t.conf:9: real_server 10.0.2.1: port 8080 differs from the group's port 80"
+        )
+    );
+}
+
+#[test]
+fn repeats_keepalived_keeps_the_first_of() {
+    let l = ok(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n quorum_up /bin/a\n quorum_up /bin/b\n real_server 10.0.1.1 80 {\n  DNS_CHECK {\n   name a.example\n   name b.example\n  }\n }\n}\nglobal_defs {\n enable_script_security\n}\n",
+    );
+    let v = &l.config.virtual_servers[0];
+    assert_eq!(v.quorum_up.as_ref().unwrap().command, "/bin/a");
+    let CheckKind::Dns(d) = &v.real_servers[0].checks[0].kind else {
+        panic!()
+    };
+    assert_eq!(d.name, "a.example");
+    let lines: Vec<u32> = warns(&l).iter().map(|w| w.line).collect();
+    assert_eq!(lines, vec![3, 7]);
+}
+
+#[test]
+fn lb_kind_is_not_a_real_server_keyword() {
+    let l = ok(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n lb_kind NAT\n real_server 10.0.1.1 80 {\n  lb_kind DR\n }\n}\n",
+    );
+    assert_eq!(l.config.virtual_servers[0].real_servers[0].method, None);
+    assert_eq!(
+        warns(&l)[0].to_string(),
+        "t.conf:4: real_server: unknown keyword 'lb_kind' (ignored)"
+    );
+}
