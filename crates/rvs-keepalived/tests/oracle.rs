@@ -132,3 +132,131 @@ fn rvs_and_keepalived_agree_on_the_fixtures_and_debian_samples() {
     let disagree: Vec<String> = files.iter().filter_map(|f| compare(f)).collect();
     assert!(disagree.is_empty(), "{}", disagree.join("\n\n"));
 }
+
+/// Values and keywords random edits put in.
+const VALUES: &[&str] = &[
+    "0",
+    "-1",
+    "1",
+    "65536",
+    "2147483648",
+    "1.5",
+    "abc",
+    "10.0.0.1",
+    "::1",
+    "TCP",
+    "DR",
+    "{",
+    "}",
+    "yes",
+    "300",
+    "99999999999",
+];
+const KEYWORDS: &[&str] = &[
+    "weight",
+    "retry",
+    "delay_loop",
+    "connect_timeout",
+    "warmup",
+    "delay_before_retry",
+    "quorum",
+    "hysteresis",
+    "lb_algo",
+    "lb_kind",
+    "protocol",
+    "persistence_timeout",
+    "persistence_granularity",
+    "sorry_server",
+    "alpha",
+    "omega",
+    "inhibit_on_failure",
+    "uthreshold",
+    "connect_port",
+    "connect_ip",
+    "bindto",
+    "fwmark",
+    "ip_family",
+    "virtualhost",
+    "ha_suspend",
+    "ops",
+    "sh-port",
+    "flag-1",
+    "status_code",
+    "path",
+    "digest",
+    "type",
+    "name",
+    "helo_name",
+    "payload",
+    "http_protocol",
+    "log_all_failures",
+];
+
+/// One random edit of a configuration's lines.
+fn edit(lines: &mut Vec<String>, (pos, op, a, b): (usize, u8, usize, usize)) {
+    if lines.is_empty() {
+        return;
+    }
+    let i = pos % lines.len();
+    match op % 5 {
+        0 => {
+            lines.remove(i);
+        }
+        1 => {
+            let l = lines[a % lines.len()].clone();
+            lines.insert(i, l);
+        }
+        2 => {
+            let mut t: Vec<String> = lines[i].split_whitespace().map(String::from).collect();
+            if t.len() >= 2 {
+                let k = 1 + a % (t.len() - 1);
+                t[k] = VALUES[b % VALUES.len()].to_string();
+                lines[i] = t.join(" ");
+            }
+        }
+        3 => {
+            let l = format!("{} {}", lines[i], VALUES[b % VALUES.len()]);
+            lines[i] = l;
+        }
+        _ => lines.insert(
+            i,
+            format!(
+                " {} {}",
+                KEYWORDS[a % KEYWORDS.len()],
+                VALUES[b % VALUES.len()]
+            ),
+        ),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 96, ..Default::default() })]
+
+    /// Random edits of the clean cases: whatever keepalived accepts cleanly
+    /// rvs loads, and whatever keepalived complains about rvs does not
+    /// load silently.
+    #[test]
+    fn rvs_and_keepalived_agree_on_edited_configurations(
+        base in 0usize..6,
+        edits in proptest::collection::vec((0usize..100, 0u8..5, 0usize..100, 0usize..100), 1..4),
+    ) {
+        if !keepalived() {
+            return Ok(());
+        }
+        let mut lines: Vec<String> = CASES[base].split('\n').map(String::from).collect();
+        for e in edits {
+            edit(&mut lines, e);
+        }
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("edited.conf");
+        std::fs::write(&p, lines.join("\n")).unwrap();
+        if let Some(why) = compare(&p) {
+            // keepalived also checks this machine's users for scripts.
+            proptest::prop_assume!(!why.contains("Unable to set default user"));
+            return Err(proptest::test_runner::TestCaseError::fail(format!(
+                "{why}\n--- the configuration:\n{}",
+                lines.join("\n")
+            )));
+        }
+    }
+}
