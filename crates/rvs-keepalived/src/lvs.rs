@@ -72,21 +72,21 @@ pub(crate) fn config(blocks: &[Block], sink: &mut Sink) -> Config {
             _ => {}
         }
     }
+    let mut seen: std::collections::HashMap<(VsKey, Option<Protocol>, Option<Family>), usize> =
+        std::collections::HashMap::new();
     for b in blocks {
         let k = b.keyword.as_str();
         match k {
             "global_defs" | "virtual_server_group" => {}
             "virtual_server" => {
                 if let Some(vs) = virtual_server(b, &cfg.virtual_server_groups, &cfg.global, sink) {
-                    let same = |o: &VirtualServer| {
-                        o.key == vs.key
-                            && match vs.key {
-                                // IPVS ignores the protocol of a fwmark service.
-                                VsKey::Fwmark(_) => o.ip_family == vs.ip_family,
-                                _ => o.protocol == vs.protocol,
-                            }
+                    // IPVS ignores the protocol of a fwmark service.
+                    let id = match vs.key {
+                        VsKey::Fwmark(_) => (vs.key.clone(), None, vs.ip_family),
+                        _ => (vs.key.clone(), Some(vs.protocol), None),
                     };
-                    if let Some(o) = cfg.virtual_servers.iter().find(|o| same(o)) {
+                    if let Some(&i) = seen.get(&id) {
+                        let o: &VirtualServer = &cfg.virtual_servers[i];
                         sink.err_at(
                             b,
                             format!(
@@ -96,6 +96,7 @@ pub(crate) fn config(blocks: &[Block], sink: &mut Sink) -> Config {
                             ),
                         );
                     } else {
+                        seen.insert(id, cfg.virtual_servers.len());
                         cfg.virtual_servers.push(vs);
                     }
                 }
@@ -1007,6 +1008,7 @@ fn virtual_server(
     };
     vs.delay_loop = vs_inh.delay_loop.unwrap_or(Duration::from_secs(60));
     let mut weight_sum: u64 = 0;
+    let mut rs_seen = std::collections::HashSet::new();
     for raw in rss {
         let RawRs {
             mut rs,
@@ -1094,11 +1096,7 @@ fn virtual_server(
                 );
             }
         }
-        if vs
-            .real_servers
-            .iter()
-            .any(|o| o.ip == rs.ip && o.port == rs.port)
-        {
+        if !rs_seen.insert((rs.ip, rs.port)) {
             sink.warn(
                 &rs.file,
                 rs.line,
