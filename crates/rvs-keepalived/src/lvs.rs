@@ -546,9 +546,10 @@ fn virtual_server(
         "group" => {
             let n = arg(b, 1, "group name", sink)?;
             if !groups.iter().any(|g| g.name == n) {
-                sink.err_at(
+                // keepalived takes it silently and has nothing to serve.
+                sink.warn_at(
                     b,
-                    format!("virtual_server group {n}: no virtual_server_group {n}"),
+                    format!("virtual_server group {n}: no virtual_server_group {n} (virtual server ignored)"),
                 );
                 return None;
             }
@@ -682,7 +683,13 @@ fn virtual_server(
                     Some(s) => {
                         value::at_most(c, 1, sink);
                         match parse_uint(s, 0, LVS_MAX_TIMEOUT) {
-                            Ok(0) => vs.persistence_timeout = None,
+                            Ok(0) => {
+                                sink.warn_at(
+                                    c,
+                                    "persistence_timeout 0: keepalived rejects 0 and leaves the service not persistent (so does rvs)",
+                                );
+                                vs.persistence_timeout = None;
+                            }
                             Ok(t) => vs.persistence_timeout = u32::try_from(t).ok(),
                             Err(why) => sink.err_at(c, format!("persistence_timeout: {why}")),
                         }
@@ -983,9 +990,21 @@ fn virtual_server(
             "protocol: ignored for a fwmark virtual server (as keepalived does)",
         );
     }
-    if let VsKey::Addr { port: None, .. } = vs.key
-        && vs.persistence_timeout.is_none()
-    {
+    let portless = match &vs.key {
+        VsKey::Addr { port, .. } => port.is_none(),
+        VsKey::Fwmark(_) => false,
+        VsKey::Group(n) => groups.iter().any(|g| {
+            &g.name == n
+                && g.members.iter().any(|m| {
+                    matches!(
+                        m,
+                        GroupMember::Addr { port: None, .. }
+                            | GroupMember::Range { port: None, .. }
+                    )
+                })
+        }),
+    };
+    if portless && vs.persistence_timeout.is_none() {
         sink.warn_at(
             b,
             "virtual_server: no port, which only persistent services may have: persistence set to 360 s (as keepalived does)",

@@ -468,10 +468,17 @@ virtual_server group G {
         ]
     );
     assert_eq!(l.config.virtual_servers[0].key, VsKey::Group("G".into()));
+    // keepalived takes an undefined group silently: warned, and nothing to serve.
+    let l = ok("virtual_server group NOPE {\n}\n");
+    assert!(l.config.virtual_servers.is_empty());
     assert_eq!(
-        errors("virtual_server group NOPE {\n}\n"),
-        vec!["t.conf:1: virtual_server group NOPE: no virtual_server_group NOPE"]
+        warns(&l)[0].to_string(),
+        "t.conf:1: virtual_server group NOPE: no virtual_server_group NOPE (virtual server ignored)"
     );
+    // A group entry without a port makes the service persistent, as keepalived.
+    let l =
+        ok("virtual_server_group P {\n 10.0.0.1\n}\nvirtual_server group P {\n protocol TCP\n}\n");
+    assert_eq!(l.config.virtual_servers[0].persistence_timeout, Some(360));
     assert_eq!(
         errors("virtual_server_group G {\n 10.0.0.1 80\n ::1 80\n fwmark 1\n}\n"),
         vec![
