@@ -452,7 +452,10 @@ fn url(c: &Block, sink: &mut Sink) -> Option<UrlCheck> {
             "status_code" => {
                 value::no_block(d, sink);
                 if d.args.is_empty() {
-                    sink.err_at(d, "status_code: missing code or range");
+                    sink.warn_at(
+                        d,
+                        "status_code: no code given (ignored, as keepalived: the default 200-299 applies)",
+                    );
                 }
                 for a in &d.args {
                     match status_range(a) {
