@@ -144,7 +144,7 @@ pub(crate) fn checker(b: &Block, _g: &GlobalDefs, sink: &mut Sink) -> Vec<RawChe
         default_delay_before_retry: Some(Duration::from_secs(1)),
         http_virtualhost: None,
     };
-    let mut hosts: Vec<Conn> = Vec::new();
+    let mut hosts: Vec<(Conn, Inherit)> = Vec::new();
     let has_conn = k != "MISC_CHECK";
     let mut http = HttpCheck {
         tls: k == "SSL_GET",
@@ -170,6 +170,7 @@ pub(crate) fn checker(b: &Block, _g: &GlobalDefs, sink: &mut Sink) -> Vec<RawChe
         user: None,
     };
     let mut misc_path_seen = false;
+    let mut dns_name_set = false;
     for c in b.children() {
         let ck = c.keyword.as_str();
         if has_conn && raw.conn.keyword(c, sink) {
@@ -185,6 +186,9 @@ pub(crate) fn checker(b: &Block, _g: &GlobalDefs, sink: &mut Sink) -> Vec<RawChe
                 "MISC_CHECK: connect_timeout does not apply (use misc_timeout; ignored)",
             );
             continue;
+        }
+        if ck == "nb_get_retry" {
+            sink.warn_at(c, "nb_get_retry: deprecated, use retry (applied as retry)");
         }
         if ck != "virtualhost" && raw.own.keyword(c, 0, sink) {
             continue;
@@ -278,6 +282,14 @@ pub(crate) fn checker(b: &Block, _g: &GlobalDefs, sink: &mut Sink) -> Vec<RawChe
                 }
             }
             ("DNS_CHECK", "name") => {
+                if dns_name_set {
+                    sink.warn_at(
+                        c,
+                        "name: given again, the first one is kept (as keepalived)",
+                    );
+                    continue;
+                }
+                dns_name_set = true;
                 if let Some(n) = value::string(c, sink) {
                     if n.is_empty() || n.len() > 253 {
                         sink.err_at(c, "name: not a DNS name (1..=253 characters)");
@@ -297,16 +309,25 @@ pub(crate) fn checker(b: &Block, _g: &GlobalDefs, sink: &mut Sink) -> Vec<RawChe
                     continue;
                 }
                 value::at_most(c, 0, sink);
+                sink.warn_at(
+                    c,
+                    "host: deprecated by keepalived (each host is checked as an SMTP_CHECK of its own)",
+                );
+                // keepalived takes the checker keywords here too; the
+                // connection ones (incl. connect_timeout) are per host.
                 let mut h = Conn::default();
+                let mut hi = Inherit::default();
                 for hc in c.children() {
-                    if !h.keyword(hc, sink) {
+                    if !h.keyword(hc, sink)
+                        && (hc.keyword == "virtualhost" || !hi.keyword(hc, 0, sink))
+                    {
                         sink.warn_at(
                             hc,
                             format!("host: unknown keyword '{}' (ignored)", hc.keyword),
                         );
                     }
                 }
-                hosts.push(h);
+                hosts.push((h, hi));
             }
             ("MISC_CHECK", "misc_path") => {
                 value::no_block(c, sink);
@@ -379,8 +400,9 @@ pub(crate) fn checker(b: &Block, _g: &GlobalDefs, sink: &mut Sink) -> Vec<RawChe
     } else {
         hosts
             .iter()
-            .map(|h| RawCheck {
+            .map(|(h, hi)| RawCheck {
                 conn: h.over(&raw.conn),
+                own: hi.over(&raw.own),
                 ..raw.clone()
             })
             .collect()
@@ -416,6 +438,9 @@ fn url(c: &Block, sink: &mut Sink) -> Option<UrlCheck> {
                 }
             }
             "digest" => {
+                if value::repeated(d, &u.digest, sink) {
+                    continue;
+                }
                 if let Some(s) = value::string(d, sink) {
                     if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
                         u.digest = Some(s.to_ascii_lowercase());
@@ -427,7 +452,10 @@ fn url(c: &Block, sink: &mut Sink) -> Option<UrlCheck> {
             "status_code" => {
                 value::no_block(d, sink);
                 if d.args.is_empty() {
-                    sink.err_at(d, "status_code: missing code or range");
+                    sink.warn_at(
+                        d,
+                        "status_code: no code given (ignored, as keepalived: the default 200-299 applies)",
+                    );
                 }
                 for a in &d.args {
                     match status_range(a) {
@@ -460,7 +488,11 @@ fn url(c: &Block, sink: &mut Sink) -> Option<UrlCheck> {
         return None;
     }
     if u.regex_no_match && u.regex.is_none() {
-        sink.err_at(c, "url: regex_no_match without regex");
+        sink.warn_at(
+            c,
+            "url: regex_no_match without regex (ignored, as keepalived does)",
+        );
+        u.regex_no_match = false;
     }
     if u.status.is_empty() {
         u.status.push(UrlCheck::DEFAULT_STATUS);
@@ -471,8 +503,9 @@ fn url(c: &Block, sink: &mut Sink) -> Option<UrlCheck> {
 /// `200` or `200-299`.
 fn status_range(a: &str) -> Result<(u16, u16), String> {
     let one = |s: &str| -> Result<u16, String> {
-        parse_uint(s, 100, 999)
-            .map(|v| u16::try_from(v).unwrap_or(999))
+        // keepalived's HTTP_STATUS_CODE_MIN..=MAX.
+        parse_uint(s, 100, 599)
+            .map(|v| u16::try_from(v).unwrap_or(599))
             .map_err(|why| format!("HTTP status {why}"))
     };
     match a.split_once('-') {
@@ -606,6 +639,8 @@ mod tests {
         assert_eq!(status_range("200-299"), Ok((200, 299)));
         assert!(status_range("299-200").is_err());
         assert!(status_range("99").is_err());
+        assert!(status_range("600").is_err());
+        assert_eq!(status_range("100-599"), Ok((100, 599)));
         assert!(status_range("2x").is_err());
     }
 

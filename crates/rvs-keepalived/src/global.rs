@@ -19,8 +19,6 @@ fn is_vrrp_global(k: &str) -> bool {
                 | "min_auto_priority_delay"
                 | "log_unknown_vrids"
                 | "no_email_faults"
-                | "notify_fifo"
-                | "notify_fifo_script"
                 | "fifo_write_vrrp_states_on_reload"
                 | "smtp_alert_vrrp"
         )
@@ -91,7 +89,8 @@ const KNOWN: &[&str] = &[
     "tmp_config_directory",
     "umask",
     "use_pid_dir",
-    "lvs_id",
+    "notify_fifo",
+    "notify_fifo_script",
     "lvs_sync_daemon_interface",
 ];
 
@@ -112,7 +111,11 @@ pub(crate) fn global_defs(b: &Block, g: &mut GlobalDefs, sink: &mut Sink) {
                 }
             }
             "lvs_timeouts" => lvs_timeouts(c, g, sink),
-            "lvs_sync_daemon" => g.lvs_sync_daemon = lvs_sync_daemon(c, sink),
+            "lvs_sync_daemon" => {
+                if !value::repeated(c, &g.lvs_sync_daemon, sink) {
+                    g.lvs_sync_daemon = lvs_sync_daemon(c, sink);
+                }
+            }
             "lvs_flush" => {
                 if value::bare(c, sink) {
                     g.lvs_flush = true;

@@ -24,8 +24,10 @@
 //!   equals (or, with `^`, differs from) [`Options::config_id`]. keepalived
 //!   defaults the config id to the host name; here there is no default:
 //!   with no config id every `@name` line is skipped and every `@^name`
-//!   line kept (as keepalived does for an id that matches no name). rvsd
-//!   passes its `-i`/host name when it wants keepalived's behaviour.
+//!   line kept (as keepalived does for an id that matches no name). For
+//!   keepalived's behaviour pass its `-i` value, or
+//!   [`Options::host_config_id`] (the short host name, keepalived's
+//!   default).
 //!
 //! # Errors and warnings
 //!
@@ -75,6 +77,18 @@ pub struct Options {
     /// `@^name` line prefixes and given as `${_INSTANCE}`. `None`: no id,
     /// so `@name` lines are skipped and `@^name` lines kept.
     pub config_id: Option<String>,
+}
+
+impl Options {
+    /// keepalived's default config id: the host name up to its first dot
+    /// (read from `/proc/sys/kernel/hostname`; no id if that fails).
+    pub fn host_config_id() -> Self {
+        let id = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .and_then(|h| h.trim().split('.').next().map(str::to_string))
+            .filter(|h| !h.is_empty());
+        Self { config_id: id }
+    }
 }
 
 /// One message about the configuration, at a place in it.
@@ -524,7 +538,9 @@ pub struct VirtualServer {
     pub ops: bool,
     /// `lb_kind` / `lvs_method` (default NAT).
     pub method: Method,
-    /// `protocol` (default TCP; ignored by IPVS for fwmark services).
+    /// `protocol`. Not given: UDP, as keepalived 2.x sets it (the kernel's
+    /// reading of protocol 0), with a warning; ignored by IPVS for fwmark
+    /// services (left TCP there).
     pub protocol: Protocol,
     /// `persistence_timeout` seconds; `persistence_timeout` alone is 360
     /// (keepalived's 6 minutes); 0 or absent: not persistent.
@@ -604,7 +620,8 @@ pub struct RealServer {
     /// DR/TUN always the virtual server's; `None` for fwmark services
     /// unless NAT with a port.
     pub port: Option<u16>,
-    /// `weight` 0..=65535 (default: the virtual server's `weight`, 1).
+    /// `weight` 0..=2147483647, keepalived's range (default: the virtual
+    /// server's `weight`, 1). ipvsadm stops at 65535.
     pub weight: u32,
     /// `lvs_method`; `None`: the virtual server's
     /// ([`VirtualServer::method_of`]).
@@ -669,6 +686,11 @@ fn finish(lx: lex::Lexer<'_>) -> Result<Loaded, Errors> {
     };
     sink.errors.sort_by_key(rank);
     sink.warnings.sort_by_key(rank);
+    // The same message twice (e.g. from repeated substitution passes) once.
+    for list in [&mut sink.errors, &mut sink.warnings] {
+        let mut seen = std::collections::HashSet::new();
+        list.retain(|d| seen.insert(d.clone()));
+    }
     if sink.errors.is_empty() {
         Ok(Loaded {
             config,

@@ -22,7 +22,9 @@ pub(crate) const DEFAULT_PERSISTENCE: u32 = 360;
 /// keepalived's longest LVS timeout (31 days).
 const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
 /// IPVS weight limit.
-const WEIGHT_LIMIT: u64 = 65535;
+/// keepalived's IPVS_WEIGHT_LIMIT (INT_MAX: the kernel's weight is an int;
+/// ipvsadm itself stops at 65535).
+const WEIGHT_LIMIT: u64 = i32::MAX as u64;
 
 /// Top-level blocks kept without warning (the HA work types them).
 const KEPT_QUIETLY: &[&str] = &[
@@ -70,21 +72,21 @@ pub(crate) fn config(blocks: &[Block], sink: &mut Sink) -> Config {
             _ => {}
         }
     }
+    let mut seen: std::collections::HashMap<(VsKey, Option<Protocol>, Option<Family>), usize> =
+        std::collections::HashMap::new();
     for b in blocks {
         let k = b.keyword.as_str();
         match k {
             "global_defs" | "virtual_server_group" => {}
             "virtual_server" => {
                 if let Some(vs) = virtual_server(b, &cfg.virtual_server_groups, &cfg.global, sink) {
-                    let same = |o: &VirtualServer| {
-                        o.key == vs.key
-                            && match vs.key {
-                                // IPVS ignores the protocol of a fwmark service.
-                                VsKey::Fwmark(_) => o.ip_family == vs.ip_family,
-                                _ => o.protocol == vs.protocol,
-                            }
+                    // IPVS ignores the protocol of a fwmark service.
+                    let id = match vs.key {
+                        VsKey::Fwmark(_) => (vs.key.clone(), None, vs.ip_family),
+                        _ => (vs.key.clone(), Some(vs.protocol), None),
                     };
-                    if let Some(o) = cfg.virtual_servers.iter().find(|o| same(o)) {
+                    if let Some(&i) = seen.get(&id) {
+                        let o: &VirtualServer = &cfg.virtual_servers[i];
                         sink.err_at(
                             b,
                             format!(
@@ -94,6 +96,7 @@ pub(crate) fn config(blocks: &[Block], sink: &mut Sink) -> Config {
                             ),
                         );
                     } else {
+                        seen.insert(id, cfg.virtual_servers.len());
                         cfg.virtual_servers.push(vs);
                     }
                 }
@@ -113,7 +116,32 @@ pub(crate) fn config(blocks: &[Block], sink: &mut Sink) -> Config {
             _ => sink.warn_at(b, format!("unknown keyword '{k}' (ignored)")),
         }
     }
+    if !cfg.global.enable_script_security
+        && let Some(at) = blocks
+            .iter()
+            .filter(|b| b.keyword == "virtual_server")
+            .find_map(first_script)
+    {
+        sink.warn_at(
+            at,
+            format!(
+                "{}: scripts are configured but global_defs has no enable_script_security (keepalived reports a SECURITY VIOLATION)",
+                at.keyword
+            ),
+        );
+    }
     cfg
+}
+
+/// The first checker script or notify script in a virtual server.
+fn first_script(b: &Block) -> Option<&Block> {
+    if matches!(
+        b.keyword.as_str(),
+        "MISC_CHECK" | "notify_up" | "notify_down" | "quorum_up" | "quorum_down"
+    ) {
+        return Some(b);
+    }
+    b.children().iter().find_map(first_script)
 }
 
 /// A VRRP block kept as written: it needs a name and a block.
@@ -324,7 +352,9 @@ impl Inherit {
     pub(crate) fn keyword(&mut self, c: &Block, retry_min: u32, sink: &mut Sink) -> bool {
         match c.keyword.as_str() {
             "connect_timeout" => {
-                if let Some(v) = value::timer(c, Duration::from_micros(1), sink) {
+                // keepalived: at most UINT_MAX micro-seconds.
+                let max = Duration::from_micros(u32::MAX.into());
+                if let Some(v) = value::timer_in(c, Duration::from_micros(1), max, sink) {
                     self.connect_timeout = Some(v);
                 }
             }
@@ -516,9 +546,10 @@ fn virtual_server(
         "group" => {
             let n = arg(b, 1, "group name", sink)?;
             if !groups.iter().any(|g| g.name == n) {
-                sink.err_at(
+                // keepalived takes it silently and has nothing to serve.
+                sink.warn_at(
                     b,
-                    format!("virtual_server group {n}: no virtual_server_group {n}"),
+                    format!("virtual_server group {n}: no virtual_server_group {n} (virtual server ignored)"),
                 );
                 return None;
             }
@@ -566,15 +597,21 @@ fn virtual_server(
     let mut inh = Inherit::default();
     let mut vs_weight: u32 = 1;
     let mut family_kw: Option<(Family, &Block)> = None;
-    let mut flags: Vec<(SchedFlag, &Block)> = Vec::new();
-    let mut sorry_inhibit: Option<&Block> = None;
-    let mut sorry_method: Option<(Method, &Block)> = None;
+    let mut flags: Vec<(SchedFlag, &Block, String)> = Vec::new();
     let mut protocol_kw: Option<&Block> = None;
+    let mut sched_kw = false;
+    let mut method_kw = false;
     let mut ops_kw: Option<&Block> = None;
     let mut granularity: Option<(String, Family)> = None;
     let mut rss: Vec<RawRs> = Vec::new();
     for c in b.children() {
         let k = c.keyword.as_str();
+        // keepalived's virtual server alpha takes no value (any is ignored).
+        if k == "alpha" {
+            value::bare(c, sink);
+            inh.alpha = Some(true);
+            continue;
+        }
         if inh.keyword(c, 1, sink) {
             continue;
         }
@@ -586,6 +623,7 @@ fn virtual_server(
                 None => {}
             },
             "lb_algo" | "lvs_sched" => {
+                sched_kw = true;
                 if let Some(s) = value::one(c, "scheduler", sink) {
                     if SCHEDULERS.contains(&s) {
                         vs.sched = s.to_string();
@@ -612,7 +650,17 @@ fn virtual_server(
                         "mh-port" => SchedFlag::MhPort,
                         _ => SchedFlag::MhFallback,
                     };
-                    flags.push((f, c));
+                    // keepalived checks sh-*/mh-* against the scheduler
+                    // set so far: before lb_algo they are dropped.
+                    flags.push((
+                        f,
+                        c,
+                        if sched_kw {
+                            vs.sched.clone()
+                        } else {
+                            String::new()
+                        },
+                    ));
                 }
             }
             "ops" => {
@@ -623,6 +671,7 @@ fn virtual_server(
             }
             "hashed" => sink.warn_at(c, "hashed: has no effect in rvs (ignored)"),
             "lb_kind" | "lvs_method" => {
+                method_kw = true;
                 if let Some(m) = method(c, sink) {
                     vs.method = m;
                 }
@@ -635,7 +684,13 @@ fn virtual_server(
                     Some(s) => {
                         value::at_most(c, 1, sink);
                         match parse_uint(s, 0, LVS_MAX_TIMEOUT) {
-                            Ok(0) => vs.persistence_timeout = None,
+                            Ok(0) => {
+                                sink.warn_at(
+                                    c,
+                                    "persistence_timeout 0: keepalived rejects 0 and leaves the service not persistent (so does rvs)",
+                                );
+                                vs.persistence_timeout = None;
+                            }
                             Ok(t) => vs.persistence_timeout = u32::try_from(t).ok(),
                             Err(why) => sink.err_at(c, format!("persistence_timeout: {why}")),
                         }
@@ -644,7 +699,31 @@ fn virtual_server(
             }
             "persistence_granularity" => {
                 if let Some(s) = value::one(c, "netmask or prefix length", sink) {
-                    if s.contains('.') {
+                    let v4 = matches!(
+                        vs.key,
+                        VsKey::Addr {
+                            ip: IpAddr::V4(_),
+                            ..
+                        }
+                    ) || matches!(family_kw, Some((Family::Inet, _)));
+                    if v4 && !s.contains('.') {
+                        // keepalived reads it with getaddrinfo: a number is
+                        // an IPv4 address in host order.
+                        match parse_uint(s, 0, u32::MAX.into()) {
+                            Ok(n) => {
+                                let a = std::net::Ipv4Addr::from(u32::try_from(n).unwrap_or(0));
+                                sink.warn_at(
+                                    c,
+                                    format!("persistence_granularity: {s} read as the IPv4 netmask {a} (as keepalived)"),
+                                );
+                                granularity = Some((a.to_string(), Family::Inet));
+                            }
+                            Err(_) => sink.err_at(
+                                c,
+                                format!("persistence_granularity: '{s}' is not an IPv4 netmask"),
+                            ),
+                        }
+                    } else if s.contains('.') {
                         match s.parse::<std::net::Ipv4Addr>() {
                             Ok(_) => granularity = Some((s.to_string(), Family::Inet)),
                             Err(_) => sink.err_at(
@@ -692,10 +771,10 @@ fn virtual_server(
                     vs.omega = true;
                 }
             }
+            // Like alpha: no value at the virtual server.
             "inhibit_on_failure" => {
-                if let Some(v) = value::flag(c, sink) {
-                    vs.inhibit_on_failure = v;
-                }
+                value::bare(c, sink);
+                vs.inhibit_on_failure = true;
             }
             "expire_nodest_conn" | "nodest" => {
                 let v = if k == "nodest" {
@@ -736,8 +815,16 @@ fn virtual_server(
                     vs.hysteresis = v;
                 }
             }
-            "quorum_up" => vs.quorum_up = script(c, sink),
-            "quorum_down" => vs.quorum_down = script(c, sink),
+            "quorum_up" => {
+                if !value::repeated(c, &vs.quorum_up, sink) {
+                    vs.quorum_up = script(c, sink);
+                }
+            }
+            "quorum_down" => {
+                if !value::repeated(c, &vs.quorum_down, sink) {
+                    vs.quorum_down = script(c, sink);
+                }
+            }
             "weight" => {
                 if let Some(v) = value::uint(c, 1, WEIGHT_LIMIT, sink) {
                     vs_weight = u32::try_from(v).unwrap_or(1);
@@ -756,14 +843,25 @@ fn virtual_server(
                     });
                 }
             }
+            // keepalived applies these to the sorry server defined so far.
             "sorry_server_inhibit" => {
-                if value::bare(c, sink) {
-                    sorry_inhibit = Some(c);
+                value::bare(c, sink);
+                if vs.sorry_server.is_some() {
+                    vs.sorry_server_inhibit = true;
+                } else {
+                    sink.warn_at(
+                        c,
+                        "sorry_server_inhibit: before or without sorry_server (ignored, as keepalived)",
+                    );
                 }
             }
             "sorry_server_lvs_method" => {
                 if let Some(m) = method(c, sink) {
-                    sorry_method = Some((m, c));
+                    match &mut vs.sorry_server {
+                        Some(s) => s.method = Some(m),
+                        None => sink
+                            .err_at(c, "sorry_server_lvs_method: before or without sorry_server"),
+                    }
                 }
             }
             "real_server" => {
@@ -828,19 +926,6 @@ fn virtual_server(
     }
 
     // Sorry server.
-    if let Some((m, c)) = sorry_method {
-        match &mut vs.sorry_server {
-            Some(s) => s.method = Some(m),
-            None => sink.err_at(c, "sorry_server_lvs_method: no sorry_server"),
-        }
-    }
-    if let Some(c) = sorry_inhibit {
-        if vs.sorry_server.is_some() {
-            vs.sorry_server_inhibit = true;
-        } else {
-            sink.warn_at(c, "sorry_server_inhibit: no sorry_server (ignored)");
-        }
-    }
     if let Some(s) = &vs.sorry_server
         && !is_tun(s.method.or(Some(vs.method)))
     {
@@ -858,11 +943,28 @@ fn virtual_server(
         }
     }
 
+    // keepalived reports both defaults as config errors and goes on.
+    if !sched_kw {
+        sink.warn_at(
+            b,
+            "virtual_server: no lb_algo/lvs_sched, so wlc (as keepalived)",
+        );
+    }
+    if !method_kw
+        && (rss.iter().any(|r| r.rs.method.is_none())
+            || vs.sorry_server.as_ref().is_some_and(|s| s.method.is_none()))
+    {
+        sink.warn_at(
+            b,
+            "virtual_server: no lb_kind/lvs_method, so NAT (as keepalived)",
+        );
+    }
+
     // Scheduler flags.
-    for (f, c) in flags {
+    for (f, c, sched) in flags {
         let ok = match f {
-            SchedFlag::ShPort | SchedFlag::ShFallback => vs.sched == "sh",
-            SchedFlag::MhPort | SchedFlag::MhFallback => vs.sched == "mh",
+            SchedFlag::ShPort | SchedFlag::ShFallback => sched == "sh",
+            SchedFlag::MhPort | SchedFlag::MhFallback => sched == "mh",
             _ => true,
         };
         if ok {
@@ -873,15 +975,34 @@ fn virtual_server(
             sink.warn_at(
                 c,
                 format!(
-                    "{}: only for the {} scheduler, not {} (ignored)",
+                    "{}: only for the {} scheduler, and the scheduler so far is {} (ignored, as keepalived)",
                     c.keyword,
                     &c.keyword[..2],
-                    vs.sched
+                    if sched.is_empty() { "none" } else { sched.as_str() }
                 ),
             );
         }
     }
 
+    // No protocol: keepalived sets UDP (what the kernel makes of 0), with a
+    // warning; fwmark services have none.
+    let has_addrs = match &vs.key {
+        VsKey::Addr { .. } => true,
+        VsKey::Fwmark(_) => false,
+        VsKey::Group(n) => groups.iter().any(|g| {
+            &g.name == n
+                && g.members
+                    .iter()
+                    .any(|m| !matches!(m, GroupMember::Fwmark { .. }))
+        }),
+    };
+    if protocol_kw.is_none() && has_addrs {
+        vs.protocol = Protocol::Udp;
+        sink.warn_at(
+            b,
+            "virtual_server: no protocol, so UDP, as keepalived (and the kernel) default: write 'protocol TCP' if TCP is meant",
+        );
+    }
     // One-packet scheduling needs UDP or a fwmark.
     if let Some(c) = ops_kw {
         let fw = matches!(vs.key, VsKey::Fwmark(_));
@@ -899,9 +1020,21 @@ fn virtual_server(
             "protocol: ignored for a fwmark virtual server (as keepalived does)",
         );
     }
-    if let VsKey::Addr { port: None, .. } = vs.key
-        && vs.persistence_timeout.is_none()
-    {
+    let portless = match &vs.key {
+        VsKey::Addr { port, .. } => port.is_none(),
+        VsKey::Fwmark(_) => false,
+        VsKey::Group(n) => groups.iter().any(|g| {
+            &g.name == n
+                && g.members.iter().any(|m| {
+                    matches!(
+                        m,
+                        GroupMember::Addr { port: None, .. }
+                            | GroupMember::Range { port: None, .. }
+                    )
+                })
+        }),
+    };
+    if portless && vs.persistence_timeout.is_none() {
         sink.warn_at(
             b,
             "virtual_server: no port, which only persistent services may have: persistence set to 360 s (as keepalived does)",
@@ -924,6 +1057,7 @@ fn virtual_server(
     };
     vs.delay_loop = vs_inh.delay_loop.unwrap_or(Duration::from_secs(60));
     let mut weight_sum: u64 = 0;
+    let mut rs_seen = std::collections::HashSet::new();
     for raw in rss {
         let RawRs {
             mut rs,
@@ -979,12 +1113,39 @@ fn virtual_server(
                 );
             }
             rs.port = vs_port;
-        }
-        if vs
-            .real_servers
-            .iter()
-            .any(|o| o.ip == rs.ip && o.port == rs.port)
+        } else if let (VsKey::Group(n), Some(p)) = (&vs.key, rs.port)
+            && let Some(g) = groups.iter().find(|g| &g.name == n)
         {
+            // keepalived leaves the port but says what IPVS will do with it.
+            let fw = g
+                .members
+                .iter()
+                .any(|m| matches!(m, GroupMember::Fwmark { .. }));
+            let other = g.members.iter().find_map(|m| match m {
+                GroupMember::Addr { port: Some(q), .. }
+                | GroupMember::Range { port: Some(q), .. }
+                    if *q != p =>
+                {
+                    Some(*q)
+                }
+                _ => None,
+            });
+            if fw {
+                sink.warn(
+                    &rs.file,
+                    rs.line,
+                    format!("real_server {}: port ignored for the group's fwmark entries (DR/TUN; as keepalived warns)", rs.ip),
+                );
+            }
+            if let Some(q) = other {
+                sink.warn(
+                    &rs.file,
+                    rs.line,
+                    format!("real_server {}: port {p} differs from the group's port {q}, which DR/TUN cannot change (keepalived reports it)", rs.ip),
+                );
+            }
+        }
+        if !rs_seen.insert((rs.ip, rs.port)) {
             sink.warn(
                 &rs.file,
                 rs.line,
@@ -1010,8 +1171,20 @@ fn virtual_server(
                 s.port = vs_port;
             }
         } else if is_fwmark {
+            if s.port.is_some() {
+                sink.warn_at(
+                    b,
+                    "sorry_server: port ignored for a non-NAT fwmark service (as keepalived does)",
+                );
+            }
             s.port = None;
         } else if matches!(vs.key, VsKey::Addr { .. }) {
+            if s.port.is_some() && s.port != vs_port {
+                sink.warn_at(
+                    b,
+                    "sorry_server: DR/TUN sorry servers use the virtual server's port (reset, as keepalived does)",
+                );
+            }
             s.port = vs_port;
         }
     }
@@ -1077,12 +1250,20 @@ fn real_server(b: &Block, g: &GlobalDefs, sink: &mut Sink) -> Option<RawRs> {
                     raw.weight = u32::try_from(v).ok();
                 }
             }
-            "lvs_method" | "lb_kind" => raw.rs.method = method(c, sink),
+            "lvs_method" => raw.rs.method = method(c, sink),
             "uthreshold" => raw.rs.uthreshold = value::u32_in(c, 0, u32::MAX, sink),
             "lthreshold" => raw.rs.lthreshold = value::u32_in(c, 0, u32::MAX, sink),
             "inhibit_on_failure" => raw.inhibit = value::flag(c, sink),
-            "notify_up" => raw.rs.notify_up = script(c, sink),
-            "notify_down" => raw.rs.notify_down = script(c, sink),
+            "notify_up" => {
+                if !value::repeated(c, &raw.rs.notify_up, sink) {
+                    raw.rs.notify_up = script(c, sink);
+                }
+            }
+            "notify_down" => {
+                if !value::repeated(c, &raw.rs.notify_down, sink) {
+                    raw.rs.notify_down = script(c, sink);
+                }
+            }
             "smtp_alert" => {
                 value::flag(c, sink);
                 sink.warn_at(

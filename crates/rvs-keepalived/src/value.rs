@@ -17,12 +17,16 @@ pub(crate) fn arg<'a>(b: &'a Block, i: usize, what: &str, sink: &mut Sink) -> Op
     }
 }
 
-/// Errors about arguments past `n`.
+/// Warns about arguments past `n`: keepalived ignores them silently, so
+/// they do not fail a configuration it would run; `false` when there were.
 pub(crate) fn at_most(b: &Block, n: usize, sink: &mut Sink) -> bool {
     if b.args.len() > n {
-        sink.err_at(
+        sink.warn_at(
             b,
-            format!("{}: unexpected argument '{}'", b.keyword, b.args[n]),
+            format!(
+                "{}: extra argument '{}' ignored (as keepalived does)",
+                b.keyword, b.args[n]
+            ),
         );
         return false;
     }
@@ -40,7 +44,8 @@ pub(crate) fn no_block(b: &Block, sink: &mut Sink) {
 pub(crate) fn one<'a>(b: &'a Block, what: &str, sink: &mut Sink) -> Option<&'a str> {
     no_block(b, sink);
     let a = arg(b, 0, what, sink)?;
-    at_most(b, 1, sink).then_some(a)
+    at_most(b, 1, sink);
+    Some(a)
 }
 
 /// An unsigned integer in `min..=max` (decimal, as keepalived's
@@ -89,7 +94,8 @@ pub(crate) fn parse_timer(s: &str) -> Result<Duration, String> {
     } else {
         int.parse().map_err(|_| bad())?
     };
-    if secs > u64::from(u32::MAX) {
+    // keepalived keeps timers in micro-seconds in 64 bits.
+    if secs > u64::MAX / 1_000_000 - 1 {
         return Err(format!("{s} seconds is too long"));
     }
     let mut micros: u32 = 0;
@@ -101,8 +107,29 @@ pub(crate) fn parse_timer(s: &str) -> Result<Duration, String> {
 
 /// The single argument as a TIMER, at least `min`.
 pub(crate) fn timer(b: &Block, min: Duration, sink: &mut Sink) -> Option<Duration> {
+    timer_in(b, min, Duration::MAX, sink)
+}
+
+/// The single argument as a TIMER in `min..=max`.
+pub(crate) fn timer_in(
+    b: &Block,
+    min: Duration,
+    max: Duration,
+    sink: &mut Sink,
+) -> Option<Duration> {
     let s = one(b, "time", sink)?;
     match parse_timer(s) {
+        Ok(d) if d > max => {
+            sink.err_at(
+                b,
+                format!(
+                    "{}: {s} is above the maximum {} s",
+                    b.keyword,
+                    max.as_secs_f64()
+                ),
+            );
+            None
+        }
         Ok(d) if d >= min => Some(d),
         Ok(_) => {
             sink.err_at(
@@ -155,10 +182,11 @@ pub(crate) fn flag(b: &Block, sink: &mut Sink) -> Option<bool> {
     }
 }
 
-/// A flag that takes no argument at all.
+/// A flag that takes no argument at all (extra ones warned).
 pub(crate) fn bare(b: &Block, sink: &mut Sink) -> bool {
     no_block(b, sink);
-    at_most(b, 0, sink)
+    at_most(b, 0, sink);
+    true
 }
 
 /// A numeric IPv4 or IPv6 address (IPv6 may carry `%scope`, dropped; a
@@ -209,6 +237,22 @@ pub(crate) fn string(b: &Block, sink: &mut Sink) -> Option<String> {
     one(b, "value", sink).map(str::to_string)
 }
 
+/// keepalived keeps the first of some keywords and ignores a repeat with a
+/// complaint: `true` (and a warning) when `slot` is already set.
+pub(crate) fn repeated<T>(b: &Block, slot: &Option<T>, sink: &mut Sink) -> bool {
+    if slot.is_some() {
+        sink.warn_at(
+            b,
+            format!(
+                "{}: given again, the first one is kept (as keepalived)",
+                b.keyword
+            ),
+        );
+        return true;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +268,10 @@ mod tests {
         assert!(parse_timer("-1").is_err());
         assert!(parse_timer("1s").is_err());
         assert!(parse_timer("99999999999999999999").is_err());
+        assert_eq!(
+            parse_timer("99999999999"),
+            Ok(Duration::from_secs(99_999_999_999))
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ fn write(dir: &Path, name: &str, text: &str) {
     fs::write(p, text).unwrap();
 }
 
-const VS: &str = "virtual_server 10.0.0.{N} 80 {\n real_server 10.0.1.{N} 80 {\n }\n}\n";
+const VS: &str = "virtual_server 10.0.0.{N} 80 {\n protocol TCP\n lb_algo rr\n lb_kind NAT\n real_server 10.0.1.{N} 80 {\n }\n}\n";
 
 #[test]
 fn globs_relative_to_the_including_file_sorted_and_nested() {
@@ -49,7 +49,7 @@ fn globs_relative_to_the_including_file_sorted_and_nested() {
     let vs3 = &l.config.virtual_servers[1];
     assert!(vs3.file.ends_with("more/x.conf"), "{:?}", vs3.file);
     assert_eq!(vs3.line, 1);
-    assert_eq!(vs3.real_servers[0].line, 2);
+    assert_eq!(vs3.real_servers[0].line, 5);
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 }
 

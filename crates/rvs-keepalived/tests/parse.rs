@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rvs_keepalived::spec::{CheckKind, DnsType, HttpProtocol};
 use rvs_keepalived::{
-    FlushOnStop, GroupMember, Loaded, Method, Options, Protocol, SchedFlag, Script, TunCsum,
+    Diag, FlushOnStop, GroupMember, Loaded, Method, Options, Protocol, SchedFlag, Script, TunCsum,
     TunKind, VirtualServer, VsKey, parse_str, parse_str_with,
 };
 
@@ -21,7 +21,18 @@ fn errors(text: &str) -> Vec<String> {
 }
 
 fn warnings(text: &str) -> Vec<String> {
-    ok(text).warnings.iter().map(ToString::to_string).collect()
+    warns(&ok(text)).iter().map(ToString::to_string).collect()
+}
+
+/// The warnings, less keepalived's "no lb_algo, so wlc" and "no lb_kind,
+/// so NAT" that most of these short configurations draw (tested once, in
+/// `missing_scheduler_and_method_are_warned`).
+fn warns(l: &Loaded) -> Vec<Diag> {
+    l.warnings
+        .iter()
+        .filter(|w| !w.message.starts_with("virtual_server: no lb_"))
+        .cloned()
+        .collect()
 }
 
 fn vs(text: &str) -> VirtualServer {
@@ -38,7 +49,7 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 #[test]
 fn a_minimal_virtual_server_gets_keepalived_defaults() {
-    let v = vs("virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 {\n }\n}\n");
+    let v = vs("virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 {\n }\n}\n");
     assert_eq!(
         v.key,
         VsKey::Addr {
@@ -63,7 +74,9 @@ fn a_minimal_virtual_server_gets_keepalived_defaults() {
 
 #[test]
 fn lb_algo_and_lvs_sched_are_aliases_with_their_flags() {
-    let v = vs("virtual_server 10.0.0.1 80 {\n lb_algo sh\n sh-port\n sh-fallback\n flag-3\n}\n");
+    let v = vs(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n lb_algo sh\n sh-port\n sh-fallback\n flag-3\n}\n",
+    );
     assert_eq!(v.sched, "sh");
     assert_eq!(
         v.sched_flags,
@@ -73,16 +86,23 @@ fn lb_algo_and_lvs_sched_are_aliases_with_their_flags() {
         v.sched_flags.iter().map(|f| f.bit()).collect::<Vec<_>>(),
         vec![0x10, 0x08, 0x20]
     );
-    let v = vs("virtual_server 10.0.0.1 80 {\n mh-fallback\n lvs_sched mh\n}\n");
+    let v = vs("virtual_server 10.0.0.1 80 { protocol TCP\n lvs_sched mh\n mh-fallback\n}\n");
     assert_eq!(v.sched, "mh");
     assert_eq!(v.sched_flags, vec![SchedFlag::MhFallback]);
+    // Before the scheduler, keepalived drops them (it checks the scheduler so far).
+    let l = ok("virtual_server 10.0.0.1 80 { protocol TCP\n mh-fallback\n lvs_sched mh\n}\n");
+    assert!(l.config.virtual_servers[0].sched_flags.is_empty());
+    assert_eq!(
+        warns(&l)[0].to_string(),
+        "t.conf:2: mh-fallback: only for the mh scheduler, and the scheduler so far is none (ignored, as keepalived)"
+    );
     for s in [
         "rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq",
         "twos",
     ] {
         assert_eq!(
             vs(&format!(
-                "virtual_server 10.0.0.1 80 {{\n lb_algo {s}\n}}\n"
+                "virtual_server 10.0.0.1 80 {{ protocol TCP\n lb_algo {s}\n}}\n"
             ))
             .sched,
             s
@@ -92,25 +112,25 @@ fn lb_algo_and_lvs_sched_are_aliases_with_their_flags() {
 
 #[test]
 fn scheduler_flags_for_another_scheduler_are_warned_and_dropped() {
-    let l = ok("virtual_server 10.0.0.1 80 {\n lb_algo rr\n sh-port\n}\n");
+    let l = ok("virtual_server 10.0.0.1 80 { protocol TCP\n lb_algo rr\n sh-port\n}\n");
     assert!(l.config.virtual_servers[0].sched_flags.is_empty());
     assert_eq!(
-        l.warnings[0].to_string(),
-        "t.conf:3: sh-port: only for the sh scheduler, not rr (ignored)"
+        warns(&l)[0].to_string(),
+        "t.conf:3: sh-port: only for the sh scheduler, and the scheduler so far is rr (ignored, as keepalived)"
     );
 }
 
 #[test]
 fn ops_needs_udp() {
     assert!(vs("virtual_server 10.0.0.1 53 {\n protocol UDP\n ops\n}\n").ops);
-    let l = ok("virtual_server 10.0.0.1 53 {\n ops\n}\n");
+    let l = ok("virtual_server 10.0.0.1 53 {\n protocol TCP\n ops\n}\n");
     assert!(!l.config.virtual_servers[0].ops);
     assert!(
-        l.warnings
+        warns(&l)
             .iter()
-            .any(|w| w.to_string().starts_with("t.conf:2: ops:")),
+            .any(|w| w.to_string().starts_with("t.conf:3: ops:")),
         "{:?}",
-        l.warnings
+        warns(&l)
     );
 }
 
@@ -118,7 +138,7 @@ fn ops_needs_udp() {
 fn forwarding_methods_and_tunnels() {
     let m = |s: &str| {
         vs(&format!(
-            "virtual_server 10.0.0.1 80 {{\n lb_kind {s}\n}}\n"
+            "virtual_server 10.0.0.1 80 {{ protocol TCP\n lb_kind {s}\n}}\n"
         ))
         .method
     };
@@ -146,7 +166,7 @@ fn forwarding_methods_and_tunnels() {
         }
     );
     let v = vs(
-        "virtual_server 10.0.0.1 80 {\n lvs_method DR\n real_server 10.0.1.1 80 {\n  lvs_method TUN type ipip\n }\n real_server 10.0.1.2 80 {\n }\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n lvs_method DR\n real_server 10.0.1.1 80 {\n  lvs_method TUN type ipip\n }\n real_server 10.0.1.2 80 {\n }\n}\n",
     );
     assert_eq!(
         v.real_servers[0].method,
@@ -166,7 +186,7 @@ fn forwarding_methods_and_tunnels() {
         ("MASQ", "unknown forwarding method 'MASQ'"),
     ] {
         let e = errors(&format!(
-            "virtual_server 10.0.0.1 80 {{\n lb_kind {bad}\n}}\n"
+            "virtual_server 10.0.0.1 80 {{ protocol TCP\n lb_kind {bad}\n}}\n"
         ));
         assert!(e[0].starts_with("t.conf:2: lb_kind: "), "{e:?}");
         assert!(e[0].contains(why), "{bad}: {e:?}");
@@ -175,10 +195,10 @@ fn forwarding_methods_and_tunnels() {
 
 #[test]
 fn persistence() {
-    let v = vs("virtual_server 10.0.0.1 80 {\n persistence_timeout\n}\n");
+    let v = vs("virtual_server 10.0.0.1 80 { protocol TCP\n persistence_timeout\n}\n");
     assert_eq!(v.persistence_timeout, Some(360));
     let v = vs(
-        "virtual_server 10.0.0.1 80 {\n persistence_timeout 50\n persistence_granularity 255.255.255.0\n persistence_engine sip\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n persistence_timeout 50\n persistence_granularity 255.255.255.0\n persistence_engine sip\n}\n",
     );
     assert_eq!(v.persistence_timeout, Some(50));
     assert_eq!(v.persistence_granularity.as_deref(), Some("255.255.255.0"));
@@ -188,21 +208,40 @@ fn persistence() {
     assert_eq!(v.persistence_timeout, Some(360));
     assert_eq!(v.ip_family, Some(rvs_keepalived::Family::Inet6));
     assert_eq!(
-        vs("virtual_server 10.0.0.1 80 {\n persistence_timeout 0\n}\n").persistence_timeout,
+        vs("virtual_server 10.0.0.1 80 { protocol TCP\n persistence_timeout 0\n}\n")
+            .persistence_timeout,
         None
     );
-    let e = errors("virtual_server 10.0.0.1 80 {\n persistence_timeout 2678401\n}\n");
+    let e = errors("virtual_server 10.0.0.1 80 { protocol TCP\n persistence_timeout 2678401\n}\n");
     assert_eq!(
         e,
         vec!["t.conf:2: persistence_timeout: 2678401 is outside 0..=2678400"]
     );
-    let e = errors("virtual_server 10.0.0.1 80 {\n persistence_granularity 129\n}\n");
-    assert!(e[0].starts_with("t.conf:2: persistence_granularity: IPv6 prefix length"));
+    let e =
+        errors("virtual_server 2001:db8::1 80 { protocol TCP\n persistence_granularity 129\n}\n");
+    assert!(
+        e[0].starts_with("t.conf:2: persistence_granularity: IPv6 prefix length"),
+        "{e:?}"
+    );
+    // keepalived reads a bare number for an IPv4 service as an address.
+    let l =
+        ok("virtual_server 10.0.0.1 80 { protocol TCP\n persistence_granularity 4294967040\n}\n");
+    assert_eq!(
+        l.config.virtual_servers[0]
+            .persistence_granularity
+            .as_deref(),
+        Some("255.255.255.0")
+    );
+    assert!(
+        warns(&l)[0]
+            .to_string()
+            .contains("read as the IPv4 netmask 255.255.255.0")
+    );
     // A port-less address service is made persistent, as keepalived does.
-    let l = ok("virtual_server 10.0.0.1 {\n}\n");
+    let l = ok("virtual_server 10.0.0.1 {\n protocol TCP\n}\n");
     assert_eq!(l.config.virtual_servers[0].persistence_timeout, Some(360));
     assert!(
-        l.warnings[0]
+        warns(&l)[0]
             .to_string()
             .starts_with("t.conf:1: virtual_server: no port")
     );
@@ -212,7 +251,7 @@ fn persistence() {
 fn protocols() {
     let p = |s: &str| {
         vs(&format!(
-            "virtual_server 10.0.0.1 80 {{\n protocol {s}\n}}\n"
+            "virtual_server 10.0.0.1 80 {{ protocol TCP\n protocol {s}\n}}\n"
         ))
         .protocol
     };
@@ -220,14 +259,14 @@ fn protocols() {
     assert_eq!(p("udp"), Protocol::Udp);
     assert_eq!(p("SCTP"), Protocol::Sctp);
     assert_eq!(
-        errors("virtual_server 10.0.0.1 80 {\n protocol ICMP\n}\n"),
+        errors("virtual_server 10.0.0.1 80 { protocol TCP\n protocol ICMP\n}\n"),
         vec!["t.conf:2: protocol: 'ICMP' is not TCP, UDP or SCTP"]
     );
 }
 
 #[test]
 fn virtual_server_keywords() {
-    let v = vs(r#"virtual_server 2001:db8::1 443 {
+    let v = vs(r#"virtual_server 2001:db8::1 443 { protocol TCP
     delay_loop 2.5
     quorum 2
     hysteresis 1
@@ -288,13 +327,13 @@ fn virtual_server_keywords() {
 #[test]
 fn quorum_above_the_total_weight_is_reduced_as_keepalived_does() {
     let l = ok(
-        "virtual_server 10.0.0.1 80 {\n quorum 5\n hysteresis 9\n real_server 10.0.1.1 80 {\n weight 3\n }\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n quorum 5\n hysteresis 9\n real_server 10.0.1.1 80 {\n weight 3\n }\n}\n",
     );
     let v = &l.config.virtual_servers[0];
     assert_eq!((v.quorum, v.hysteresis), (3, 2));
-    assert_eq!(l.warnings.len(), 2);
+    assert_eq!(warns(&l).len(), 2);
     assert!(
-        l.warnings[0]
+        warns(&l)[0]
             .to_string()
             .starts_with("t.conf:1: quorum 5 exceeds")
     );
@@ -302,7 +341,7 @@ fn quorum_above_the_total_weight_is_reduced_as_keepalived_does() {
 
 #[test]
 fn real_server_keywords() {
-    let v = vs(r#"virtual_server 10.0.0.1 80 {
+    let v = vs(r#"virtual_server 10.0.0.1 80 { protocol TCP
     weight 4
     real_server 10.0.1.1 8080 {
         uthreshold 100
@@ -330,18 +369,22 @@ fn real_server_keywords() {
         (Some(80), 0)
     );
     assert_eq!(
-        errors("virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  weight 65536\n }\n}\n"),
-        vec!["t.conf:3: weight: 65536 is outside 0..=65535"]
+        errors(
+            "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  weight 2147483648\n }\n}\n"
+        ),
+        vec!["t.conf:3: weight: 2147483648 is outside 0..=2147483647"]
     );
 }
 
 #[test]
 fn dr_real_servers_take_the_service_port() {
-    let l = ok("virtual_server 10.0.0.1 80 {\n lb_kind DR\n real_server 10.0.1.1 8080 {\n }\n}\n");
+    let l = ok(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n lb_kind DR\n real_server 10.0.1.1 8080 {\n }\n}\n",
+    );
     assert_eq!(l.config.virtual_servers[0].real_servers[0].port, Some(80));
-    assert_eq!(l.warnings.len(), 1);
+    assert_eq!(warns(&l).len(), 1);
     assert!(
-        l.warnings[0]
+        warns(&l)[0]
             .to_string()
             .starts_with("t.conf:3: real_server 10.0.1.1:")
     );
@@ -350,11 +393,11 @@ fn dr_real_servers_take_the_service_port() {
 #[test]
 fn duplicate_real_servers_are_dropped_with_a_warning() {
     let l = ok(
-        "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n }\n real_server 10.0.1.1 {\n }\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n }\n real_server 10.0.1.1 {\n }\n}\n",
     );
     assert_eq!(l.config.virtual_servers[0].real_servers.len(), 1);
     assert!(
-        l.warnings[0]
+        warns(&l)[0]
             .to_string()
             .starts_with("t.conf:4: real_server 10.0.1.1: duplicate")
     );
@@ -362,13 +405,14 @@ fn duplicate_real_servers_are_dropped_with_a_warning() {
 
 #[test]
 fn address_families_must_agree_unless_tunnelled() {
-    let e = errors("virtual_server 10.0.0.1 80 {\n real_server 2001:db8::1 80 {\n }\n}\n");
+    let e =
+        errors("virtual_server 10.0.0.1 80 { protocol TCP\n real_server 2001:db8::1 80 {\n }\n}\n");
     assert_eq!(
         e,
         vec!["t.conf:2: real_server 2001:db8::1: address family differs from the virtual server's"]
     );
     let v = vs(
-        "virtual_server 10.0.0.1 80 {\n real_server 2001:db8::1 80 {\n  lvs_method TUN\n }\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 2001:db8::1 80 {\n  lvs_method TUN\n }\n}\n",
     );
     assert_eq!(v.real_servers.len(), 1);
     let v = vs("virtual_server fwmark 1 {\n lb_kind DR\n real_server 2001:db8::1 {\n }\n}\n");
@@ -424,10 +468,17 @@ virtual_server group G {
         ]
     );
     assert_eq!(l.config.virtual_servers[0].key, VsKey::Group("G".into()));
+    // keepalived takes an undefined group silently: warned, and nothing to serve.
+    let l = ok("virtual_server group NOPE {\n}\n");
+    assert!(l.config.virtual_servers.is_empty());
     assert_eq!(
-        errors("virtual_server group NOPE {\n}\n"),
-        vec!["t.conf:1: virtual_server group NOPE: no virtual_server_group NOPE"]
+        warns(&l)[0].to_string(),
+        "t.conf:1: virtual_server group NOPE: no virtual_server_group NOPE (virtual server ignored)"
     );
+    // A group entry without a port makes the service persistent, as keepalived.
+    let l =
+        ok("virtual_server_group P {\n 10.0.0.1\n}\nvirtual_server group P {\n protocol TCP\n}\n");
+    assert_eq!(l.config.virtual_servers[0].persistence_timeout, Some(360));
     assert_eq!(
         errors("virtual_server_group G {\n 10.0.0.1 80\n ::1 80\n fwmark 1\n}\n"),
         vec![
@@ -442,7 +493,7 @@ virtual_server group G {
 
 #[test]
 fn checker_settings_inherit_checker_then_real_then_virtual_server() {
-    let v = vs(r#"virtual_server 10.0.0.1 80 {
+    let v = vs(r#"virtual_server 10.0.0.1 80 { protocol TCP
     real_server 10.0.1.1 80 {
         retry 4
         alpha
@@ -499,7 +550,7 @@ fn checker_settings_inherit_checker_then_real_then_virtual_server() {
 
 #[test]
 fn checker_type_defaults() {
-    let v = vs(r#"virtual_server 10.0.0.1 80 {
+    let v = vs(r#"virtual_server 10.0.0.1 80 { protocol TCP
     delay_loop 20
     real_server 10.0.1.1 80 {
         TCP_CHECK { }
@@ -543,15 +594,24 @@ fn checker_type_defaults() {
 
 #[test]
 fn nb_get_retry_is_the_old_retry() {
-    let v = vs(
-        "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  HTTP_GET {\n   url { path / }\n   nb_get_retry 5\n  }\n }\n}\n",
+    let l = ok(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  HTTP_GET {\n   url { path / }\n   nb_get_retry 5\n  }\n }\n}\n",
     );
-    assert_eq!(v.real_servers[0].checks[0].common.retry, 5);
+    assert_eq!(
+        l.config.virtual_servers[0].real_servers[0].checks[0]
+            .common
+            .retry,
+        5
+    );
+    assert_eq!(
+        warns(&l)[0].to_string(),
+        "t.conf:5: nb_get_retry: deprecated, use retry (applied as retry)"
+    );
 }
 
 #[test]
 fn common_connection_options() {
-    let v = vs(r#"virtual_server 10.0.0.1 80 {
+    let v = vs(r#"virtual_server 10.0.0.1 80 { protocol TCP
     real_server 10.0.1.1 80 {
         TCP_CHECK {
             connect_ip 10.0.2.1
@@ -574,7 +634,7 @@ fn common_connection_options() {
     assert!(c.log_all_failures);
     assert_eq!(
         errors(
-            "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  TCP_CHECK {\n   connect_ip 2001:db8::1\n   bindto 10.0.0.2\n  }\n }\n}\n"
+            "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  TCP_CHECK {\n   connect_ip 2001:db8::1\n   bindto 10.0.0.2\n  }\n }\n}\n"
         ),
         vec!["t.conf:5: connect_ip and bindto are of different address families"]
     );
@@ -583,7 +643,7 @@ fn common_connection_options() {
 #[test]
 fn checker_log_all_failures_default_comes_from_global_defs() {
     let v = ok(
-        "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  TCP_CHECK { }\n  TCP_CHECK { log_all_failures off }\n }\n}\nglobal_defs {\n checker_log_all_failures yes\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  TCP_CHECK { }\n  TCP_CHECK { log_all_failures off }\n }\n}\nglobal_defs {\n checker_log_all_failures yes\n}\n",
     );
     let c = &v.config.virtual_servers[0].real_servers[0].checks;
     assert!(c[0].common.log_all_failures);
@@ -592,7 +652,7 @@ fn checker_log_all_failures_default_comes_from_global_defs() {
 
 #[test]
 fn http_and_ssl_checks() {
-    let v = vs(r#"virtual_server 10.0.0.1 443 {
+    let v = vs(r#"virtual_server 10.0.0.1 443 { protocol TCP
     virtualhost vs.example
     real_server 10.0.1.1 443 {
         virtualhost rs.example
@@ -691,7 +751,7 @@ fn http_and_ssl_checks() {
         ),
     ] {
         let e = errors(&format!(
-            "virtual_server 10.0.0.1 80 {{\n real_server 10.0.1.1 80 {{\n  {body}\n }}\n}}\n"
+            "virtual_server 10.0.0.1 80 {{ protocol TCP\n real_server 10.0.1.1 80 {{\n  {body}\n }}\n}}\n"
         ));
         assert!(
             e.iter()
@@ -767,7 +827,7 @@ fn udp_dns_smtp_ping_misc_checks() {
     assert_eq!(m.path, "/bin/check.sh 'a b' c");
     // Defaults.
     let v = vs(
-        "virtual_server 10.0.0.1 25 {\n real_server 10.0.1.1 25 {\n  SMTP_CHECK { }\n  DNS_CHECK { }\n }\n}\n",
+        "virtual_server 10.0.0.1 25 { protocol TCP\n real_server 10.0.1.1 25 {\n  SMTP_CHECK { }\n  DNS_CHECK { }\n }\n}\n",
     );
     let CheckKind::Smtp(s) = &v.real_servers[0].checks[0].kind else {
         panic!()
@@ -792,7 +852,7 @@ fn udp_dns_smtp_ping_misc_checks() {
         ),
     ] {
         let e = errors(&format!(
-            "virtual_server 10.0.0.1 80 {{\n real_server 10.0.1.1 80 {{\n  {body}\n }}\n}}\n"
+            "virtual_server 10.0.0.1 80 {{ protocol TCP\n real_server 10.0.1.1 80 {{\n  {body}\n }}\n}}\n"
         ));
         assert!(
             e.iter()
@@ -804,7 +864,7 @@ fn udp_dns_smtp_ping_misc_checks() {
 
 #[test]
 fn smtp_host_blocks_are_one_check_each() {
-    let v = vs(r#"virtual_server 10.0.0.1 25 {
+    let v = vs(r#"virtual_server 10.0.0.1 25 { protocol TCP
     real_server 10.0.1.1 25 {
         SMTP_CHECK {
             connect_timeout 10
@@ -814,6 +874,7 @@ fn smtp_host_blocks_are_one_check_each() {
                 connect_ip 10.0.9.9
                 connect_port 587
                 bindto 10.0.0.3
+                connect_timeout 2
             }
         }
     }
@@ -833,13 +894,16 @@ fn smtp_host_blocks_are_one_check_each() {
         ),
         (Some(ip("10.0.9.9")), Some(587), Some(ip("10.0.0.3")))
     );
-    assert!(c.iter().all(|c| c.common.connect_timeout == SECS(10)));
+    assert_eq!(
+        (c[0].common.connect_timeout, c[1].common.connect_timeout),
+        (SECS(10), SECS(2))
+    );
 }
 
 #[test]
 fn misc_check_has_no_connection_options() {
     let w = warnings(
-        "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  MISC_CHECK {\n   misc_path /bin/true\n   connect_port 80\n  }\n }\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  MISC_CHECK {\n   misc_path /bin/true\n   connect_port 80\n  }\n }\n}\nglobal_defs {\n enable_script_security\n}\n",
     );
     assert_eq!(
         w,
@@ -855,8 +919,9 @@ fn unsupported_and_unknown_keywords_are_warnings_naming_file_line_keyword() {
     enable_snmp_checker
     no_such_global
     vrrp_garp_master_delay 5
+    notify_fifo /run/fifo
 }
-virtual_server 10.0.0.1 80 {
+virtual_server 10.0.0.1 80 { protocol TCP
     smtp_alert
     snmp_name web
     frobnicate 3
@@ -881,16 +946,17 @@ mystery_block {
             "t.conf:2: global_defs: 'nftables_ipvs' is not supported by rvs yet (ignored)",
             "t.conf:3: global_defs: 'enable_snmp_checker' is not supported by rvs yet (ignored)",
             "t.conf:4: global_defs: unknown keyword 'no_such_global' (ignored)",
-            "t.conf:8: smtp_alert: rvs does not send email alerts yet (ignored)",
-            "t.conf:9: snmp_name: rvs has no SNMP (ignored)",
-            "t.conf:10: virtual_server: unknown keyword 'frobnicate' (ignored)",
-            "t.conf:12: smtp_alert: rvs does not send email alerts yet (ignored)",
-            "t.conf:13: BFD_CHECK: not supported by rvs yet (checker ignored)",
-            "t.conf:14: FILE_CHECK: not supported by rvs yet (checker ignored)",
-            "t.conf:15: TCP_CHECK: unknown keyword 'bogus' (ignored)",
-            "t.conf:16: real_server: unknown keyword 'zork' (ignored)",
-            "t.conf:19: 'bfd_instance' is not supported by rvs yet (ignored)",
-            "t.conf:22: unknown keyword 'mystery_block' (ignored)",
+            "t.conf:6: global_defs: 'notify_fifo' is not supported by rvs yet (ignored)",
+            "t.conf:9: smtp_alert: rvs does not send email alerts yet (ignored)",
+            "t.conf:10: snmp_name: rvs has no SNMP (ignored)",
+            "t.conf:11: virtual_server: unknown keyword 'frobnicate' (ignored)",
+            "t.conf:13: smtp_alert: rvs does not send email alerts yet (ignored)",
+            "t.conf:14: BFD_CHECK: not supported by rvs yet (checker ignored)",
+            "t.conf:15: FILE_CHECK: not supported by rvs yet (checker ignored)",
+            "t.conf:16: TCP_CHECK: unknown keyword 'bogus' (ignored)",
+            "t.conf:17: real_server: unknown keyword 'zork' (ignored)",
+            "t.conf:20: 'bfd_instance' is not supported by rvs yet (ignored)",
+            "t.conf:23: unknown keyword 'mystery_block' (ignored)",
         ]
     );
 }
@@ -915,7 +981,7 @@ static_ipaddress {
     192.168.1.1/24 dev eth0
 }
 "#);
-    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    assert!(warns(&l).is_empty(), "{:?}", warns(&l));
     let c = &l.config;
     assert_eq!(c.vrrp_scripts[0].name(), Some("chk"));
     assert_eq!(
@@ -1018,23 +1084,23 @@ fn global_defs() {
 fn syntax_errors_name_file_line_and_why() {
     let cases: &[(&str, &str)] = &[
         (
-            "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n}\n",
             "t.conf:1: '{' of 'virtual_server' is never closed",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n}\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n}\n}\n",
             "t.conf:3: '}' without a matching '{'",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n delay_loop\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n delay_loop\n}\n",
             "t.conf:2: delay_loop: missing time",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n delay_loop soon\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n delay_loop soon\n}\n",
             "t.conf:2: delay_loop: 'soon' is not a time in seconds",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n quorum 0\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n quorum 0\n}\n",
             "t.conf:2: quorum: 0 is outside 1..=4294967295",
         ),
         (
@@ -1046,16 +1112,16 @@ fn syntax_errors_name_file_line_and_why() {
             "t.conf:1: virtual_server: port 70000 is outside 0..=65535",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n lb_algo fastest\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n lb_algo fastest\n}\n",
             "t.conf:2: lb_algo: unknown scheduler 'fastest' (one of rr|wrr|lc|wlc|lblc|sh|mh|dh|fo|ovf|lblcr|sed|nq|twos)",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  weight -1\n }\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  weight -1\n }\n}\n",
             "t.conf:3: weight: '-1' is not a number",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n alpha maybe\n}\n",
-            "t.conf:2: alpha: 'maybe' is not one of on|off|true|false|yes|no",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n real_server 10.0.1.1 80 {\n  alpha maybe\n }\n}\n",
+            "t.conf:3: alpha: 'maybe' is not one of on|off|true|false|yes|no",
         ),
         (
             "virtual_server 10.0.0.1 80\n",
@@ -1066,11 +1132,11 @@ fn syntax_errors_name_file_line_and_why() {
             "t.conf:1: virtual_server fwmark: 0 is outside 1..=4294967295",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n sorry_server_lvs_method DR\n}\n",
-            "t.conf:2: sorry_server_lvs_method: no sorry_server",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n sorry_server_lvs_method DR\n}\n",
+            "t.conf:2: sorry_server_lvs_method: before or without sorry_server",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n TCP_CHECK { }\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n TCP_CHECK { }\n}\n",
             "t.conf:2: TCP_CHECK: checkers go inside a real_server",
         ),
         (
@@ -1078,12 +1144,8 @@ fn syntax_errors_name_file_line_and_why() {
             "t.conf:1: real_server outside a virtual_server",
         ),
         (
-            "virtual_server 10.0.0.1 80 {\n virtualhost \"unterminated\n}\n",
+            "virtual_server 10.0.0.1 80 { protocol TCP\n virtualhost \"unterminated\n}\n",
             "t.conf:2: unterminated quoted string (missing \")",
-        ),
-        (
-            "virtual_server 10.0.0.1 80 {\n ha_suspend yes\n}\n",
-            "t.conf:2: ha_suspend: unexpected argument 'yes'",
         ),
         ("{\n}\n", "t.conf:1: '{' without a keyword before it"),
     ];
@@ -1097,7 +1159,7 @@ fn syntax_errors_name_file_line_and_why() {
 fn one_error_rejects_everything_and_all_errors_are_listed() {
     let e = parse_str(
         "t.conf",
-        "virtual_server 10.0.0.1 80 {\n lb_algo x\n}\nvirtual_server 10.0.0.2 80 {\n quorum y\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n lb_algo x\n}\nvirtual_server 10.0.0.2 80 { protocol TCP\n quorum y\n}\n",
     )
     .unwrap_err();
     assert_eq!(e.0.len(), 2);
@@ -1150,7 +1212,7 @@ $RS= \
     real_server ${BASE}.${N} 80 { \
         weight ${N} \
     }
-virtual_server 10.0.0.1 80 {
+virtual_server 10.0.0.1 80 { protocol TCP
     $SUB=1
     $N=1
     $RS
@@ -1171,7 +1233,7 @@ virtual_server 10.0.0.1 80 {
 
 #[test]
 fn a_self_referencing_parameter_is_an_error() {
-    let e = errors("$A=x $A\nvirtual_server 10.0.0.1 80 {\n lb_algo $A\n}\n");
+    let e = errors("$A=x $A\nvirtual_server 10.0.0.1 80 { protocol TCP\n lb_algo $A\n}\n");
     assert!(
         e[0].starts_with("t.conf:3: parameter substitution"),
         "{e:?}"
@@ -1180,11 +1242,11 @@ fn a_self_referencing_parameter_is_an_error() {
 
 #[test]
 fn predefined_parameters() {
-    let v = vs("virtual_server 10.0.0.1 80 {\n virtualhost a${_HASH}b${_BANG}c\n}\n");
+    let v = vs("virtual_server 10.0.0.1 80 { protocol TCP\n virtualhost a${_HASH}b${_BANG}c\n}\n");
     assert_eq!(v.virtualhost.as_deref(), Some("a#b!c"));
     let l = parse_str_with(
         "t.conf",
-        "virtual_server 10.0.0.1 80 {\n virtualhost ${_INSTANCE}\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n virtualhost ${_INSTANCE}\n}\n",
         &Options {
             config_id: Some("lb1".into()),
         },
@@ -1203,7 +1265,7 @@ fn conditional_lines_follow_the_config_id() {
 @backup router_id backup_router
 }
 $IF_MAIN=@main
-virtual_server 10.0.0.1 80 {
+virtual_server 10.0.0.1 80 { protocol TCP
     @main lb_algo rr
     @^main lb_algo lc
     $IF_MAIN quorum 1
@@ -1261,7 +1323,7 @@ fn require_reply_wildcards_are_warned_and_relaxed() {
     };
     assert_eq!(u.require_reply, Some(vec![]));
     assert!(
-        l.warnings[0]
+        warns(&l)[0]
             .to_string()
             .starts_with("t.conf:5: require_reply: X wildcard")
     );
@@ -1280,11 +1342,15 @@ fn groups_are_found_by_name() {
 #[test]
 fn the_same_service_twice_is_an_error() {
     assert_eq!(
-        errors("virtual_server 10.0.0.1 80 {\n}\nvirtual_server 10.0.0.1 80 {\n}\n"),
+        errors(
+            "virtual_server 10.0.0.1 80 { protocol TCP\n}\nvirtual_server 10.0.0.1 80 { protocol TCP\n}\n"
+        ),
         vec!["t.conf:3: virtual_server: the same service as the one at t.conf:1"]
     );
     // Another protocol is another service.
-    let l = ok("virtual_server 10.0.0.1 53 {\n protocol UDP\n}\nvirtual_server 10.0.0.1 53 {\n}\n");
+    let l = ok(
+        "virtual_server 10.0.0.1 53 {\n protocol UDP\n}\nvirtual_server 10.0.0.1 53 {\n protocol TCP\n}\n",
+    );
     assert_eq!(l.config.virtual_servers.len(), 2);
 }
 
@@ -1293,7 +1359,7 @@ fn messages_come_in_file_order() {
     // global_defs is read before virtual servers, yet its error comes later.
     let e = parse_str(
         "t.conf",
-        "virtual_server 10.0.0.1 80 {\n quorum x\n}\nglobal_defs {\n router_id\n}\n",
+        "virtual_server 10.0.0.1 80 { protocol TCP\n quorum x\n}\nglobal_defs {\n router_id\n}\n",
     )
     .unwrap_err();
     assert_eq!(e.0.iter().map(|d| d.line).collect::<Vec<_>>(), vec![2, 5]);
@@ -1318,7 +1384,7 @@ fn keys_methods_and_protocols_display_as_keepalived_writes_them() {
         "TUN type gre remcsum",
         "TUN type gre",
     ] {
-        let text = format!("virtual_server 10.0.0.1 80 {{\n lb_kind {m}\n}}\n");
+        let text = format!("virtual_server 10.0.0.1 80 {{ protocol TCP\n lb_kind {m}\n}}\n");
         match parse_str("t.conf", &text) {
             Ok(l) => assert_eq!(l.config.virtual_servers[0].method.to_string(), m),
             Err(e) => assert_eq!(m, "TUN type gre remcsum", "{e}"),
@@ -1330,11 +1396,191 @@ fn keys_methods_and_protocols_display_as_keepalived_writes_them() {
 #[test]
 fn keepalived_1x_names() {
     let l = ok(
-        "global_defs {\n lvs_id OLD\n}\nvirtual_server 10.0.0.1 80 {\n nat_mask 255.255.255.0\n}\n",
+        "global_defs {\n lvs_id OLD\n}\nvirtual_server 10.0.0.1 80 { protocol TCP\n nat_mask 255.255.255.0\n}\n",
     );
     assert_eq!(l.config.global.router_id.as_deref(), Some("OLD"));
     assert_eq!(
-        l.warnings[0].to_string(),
+        warns(&l)[0].to_string(),
         "t.conf:5: nat_mask: obsolete keepalived 1.x keyword (ignored)"
+    );
+}
+
+#[test]
+fn random_is_warned_once_and_left_as_written() {
+    let l = ok(
+        "$A=x\nvirtual_server 10.0.0.1 80 { protocol TCP\n virtualhost \"$A${_RANDOM}\"\n quorum_up \"/bin/q $A ${_RANDOM 1 9}\"\n}\nglobal_defs {\n enable_script_security\n}\n",
+    );
+    let v = &l.config.virtual_servers[0];
+    assert_eq!(
+        v.virtualhost.as_deref(),
+        Some("$A${_RANDOM}"),
+        "no whitespace after $A: not replaced"
+    );
+    assert_eq!(
+        v.quorum_up.as_ref().unwrap().command,
+        "/bin/q x ${_RANDOM 1 9}"
+    );
+    let w: Vec<u32> = warns(&l).iter().map(|w| w.line).collect();
+    assert_eq!(w, vec![3, 4]);
+}
+
+#[test]
+fn the_host_config_id_is_the_short_host_name() {
+    let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") else {
+        println!("skipped: no /proc/sys/kernel/hostname");
+        return;
+    };
+    let short = h.trim().split('.').next().unwrap().to_string();
+    assert_eq!(
+        Options::host_config_id().config_id.as_deref(),
+        Some(short.as_str())
+    );
+    let l = parse_str_with(
+        "t.conf",
+        &format!("global_defs {{\n@{short} router_id me\n}}\n"),
+        &Options::host_config_id(),
+    )
+    .unwrap();
+    assert_eq!(l.config.global.router_id.as_deref(), Some("me"));
+}
+
+#[test]
+fn scripts_without_script_security_are_warned_once() {
+    let w = warnings(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n quorum_up /bin/up\n real_server 10.0.1.1 80 {\n  notify_up /bin/n\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n }\n}\n",
+    );
+    assert_eq!(
+        w,
+        vec![
+            "t.conf:2: quorum_up: scripts are configured but global_defs has no enable_script_security (keepalived reports a SECURITY VIOLATION)"
+        ]
+    );
+}
+
+#[test]
+fn extra_arguments_are_warned_as_keepalived_ignores_them() {
+    let l = ok("virtual_server 10.0.0.1 80 { protocol TCP\n ha_suspend yes\n delay_loop 6 s\n}\n");
+    let v = &l.config.virtual_servers[0];
+    assert!(v.ha_suspend);
+    assert_eq!(v.delay_loop, SECS(6));
+    assert_eq!(
+        warns(&l)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![
+            "t.conf:2: ha_suspend: extra argument 'yes' ignored (as keepalived does)",
+            "t.conf:3: delay_loop: extra argument 's' ignored (as keepalived does)",
+        ]
+    );
+}
+
+#[test]
+fn timer_ranges_are_keepalived_s() {
+    let v = vs(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n delay_loop 99999999999\n connect_timeout 4294.967295\n}\n",
+    );
+    assert_eq!(v.delay_loop, SECS(99_999_999_999));
+    assert_eq!(
+        errors("virtual_server 10.0.0.1 80 { protocol TCP\n connect_timeout 4295\n}\n"),
+        vec!["t.conf:2: connect_timeout: 4295 is above the maximum 4294.967295 s"]
+    );
+}
+
+#[test]
+fn missing_scheduler_and_method_are_warned() {
+    let l = ok("virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n}\n");
+    assert_eq!(
+        l.warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![
+            "t.conf:1: virtual_server: no lb_algo/lvs_sched, so wlc (as keepalived)",
+            "t.conf:1: virtual_server: no lb_kind/lvs_method, so NAT (as keepalived)",
+        ]
+    );
+    // Every real server with its own method: no default needed, no warning.
+    let l = ok(
+        "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n real_server 10.0.1.1 80 {\n  lvs_method DR\n }\n}\n",
+    );
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+}
+
+#[test]
+fn sorry_server_settings_apply_to_the_sorry_server_so_far() {
+    let l = ok(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n sorry_server_inhibit\n sorry_server 10.0.9.9 80\n}\n",
+    );
+    let v = &l.config.virtual_servers[0];
+    assert!(v.sorry_server.is_some() && !v.sorry_server_inhibit);
+    assert!(
+        warns(&l)[0]
+            .to_string()
+            .starts_with("t.conf:2: sorry_server_inhibit: before or without sorry_server")
+    );
+}
+
+#[test]
+fn a_dr_sorry_server_takes_the_service_port_with_a_warning() {
+    let l = ok(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n lb_kind DR\n sorry_server 10.0.9.9 8080\n}\n",
+    );
+    assert_eq!(
+        l.config.virtual_servers[0]
+            .sorry_server
+            .as_ref()
+            .unwrap()
+            .port,
+        Some(80)
+    );
+    assert!(
+        warns(&l)[0]
+            .to_string()
+            .starts_with("t.conf:1: sorry_server: DR/TUN")
+    );
+}
+
+#[test]
+fn group_ports_and_dr_real_servers() {
+    let l = ok(
+        "virtual_server_group G {\n 10.0.0.1 80\n fwmark 3\n}\nvirtual_server group G {\n protocol TCP\n lb_algo rr\n lb_kind DR\n real_server 10.0.2.1 8080 {\n }\n}\n",
+    );
+    let w: Vec<String> = warns(&l).iter().map(ToString::to_string).collect();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0].starts_with(
+        "t.conf:9: real_server 10.0.2.1: port ignored for the group's fwmark entries"
+    ));
+    assert!(
+        w[1].starts_with(
+            "t.conf:9: real_server 10.0.2.1: port 8080 differs from the group's port 80"
+        )
+    );
+}
+
+#[test]
+fn repeats_keepalived_keeps_the_first_of() {
+    let l = ok(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n quorum_up /bin/a\n quorum_up /bin/b\n real_server 10.0.1.1 80 {\n  DNS_CHECK {\n   name a.example\n   name b.example\n  }\n }\n}\nglobal_defs {\n enable_script_security\n}\n",
+    );
+    let v = &l.config.virtual_servers[0];
+    assert_eq!(v.quorum_up.as_ref().unwrap().command, "/bin/a");
+    let CheckKind::Dns(d) = &v.real_servers[0].checks[0].kind else {
+        panic!()
+    };
+    assert_eq!(d.name, "a.example");
+    let lines: Vec<u32> = warns(&l).iter().map(|w| w.line).collect();
+    assert_eq!(lines, vec![3, 7]);
+}
+
+#[test]
+fn lb_kind_is_not_a_real_server_keyword() {
+    let l = ok(
+        "virtual_server 10.0.0.1 80 { protocol TCP\n lb_kind NAT\n real_server 10.0.1.1 80 {\n  lb_kind DR\n }\n}\n",
+    );
+    assert_eq!(l.config.virtual_servers[0].real_servers[0].method, None);
+    assert_eq!(
+        warns(&l)[0].to_string(),
+        "t.conf:4: real_server: unknown keyword 'lb_kind' (ignored)"
     );
 }
