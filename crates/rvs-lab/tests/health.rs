@@ -212,7 +212,7 @@ fn http_status_digest_and_misc_dynamic_act_on_the_table() {
         )
     };
     let conf = format!(
-        "virtual_server {VIP_NAT} 80 {{\n delay_loop 1\n lb_algo wrr\n lb_kind NAT\n\
+        "virtual_server {VIP_NAT} 80 {{\n delay_loop 1\n lb_algo wrr\n lb_kind NAT\n protocol TCP\n\
          real_server {r1} 80 {{\n weight 2\n {ok}\n }}\n\
          real_server {r2} 80 {{\n weight 2\n {bad_digest}\n }}\n\
          real_server {r3} 80 {{\n weight 2\n {bad_status}\n }}\n\
