@@ -7,7 +7,10 @@
 //! so the sender's queue choice varies) go through NAT and DR, every
 //! request must be answered, and the per-socket receive counters must show
 //! that more than one queue of the client side (and, for NAT replies, of
-//! the real-server side) received frames. Skipped, with the reason, when not
+//! the real-server side) received frames. (veth in generic XDP mode takes
+//! the sender's transmit queue number minus one as the receive queue:
+//! transmit queues 0 and 1 land on 0, 2 on 1, 3 on 2, so the last queue
+//! stays idle; see ARCHITECTURE.md, "Multi-queue".) Skipped, with the reason, when not
 //! root. Nothing is attached to the root namespace's interfaces, no lab
 //! address is seen on them, and no namespace is left behind.
 
@@ -48,7 +51,11 @@ fn lab_namespaces() -> usize {
 }
 
 /// A capture on every root-namespace interface (not promiscuous) of the
-/// lab's addresses; killed (by its own pid) when dropped.
+/// lab's addresses; killed (by its own pid) when dropped. It sees what the
+/// kernel sends or receives there (a lab frame routed or redirected out of
+/// the machine); rvsd's own AF_XDP sockets cannot reach a root-namespace
+/// interface at all (they bind by ifindex in the director's namespace, and
+/// the test checks every socket's interface is one of that namespace).
 struct RootWatch {
     child: Child,
     file: std::path::PathBuf,
@@ -87,6 +94,13 @@ impl RootWatch {
             .arg(&self.file)
             .output()
             .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            // No capture file: the watch never ran, which proves nothing.
+            return Err(format!(
+                "reading the root-namespace capture: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
         Ok(String::from_utf8_lossy(&out.stdout).lines().count())
     }
 }
