@@ -4,7 +4,8 @@
 //! queue without a socket would fall back to the kernel (a local VIP
 //! answers with a reset, NAT replies reach the client un-rewritten). Many
 //! new TCP connections (each with its own source port and transmit hash,
-//! so the sender's queue choice varies) go through NAT and DR, every
+//! so the sender's queue choice varies) go through NAT and DR, and UDP
+//! exchanges and IPv6 connections through NAT; every
 //! request must be answered, and the per-socket receive counters must show
 //! that more than one queue of the client side (and, for NAT replies, of
 //! the real-server side) received frames. (veth in generic XDP mode takes
@@ -14,15 +15,19 @@
 //! root. Nothing is attached to the root namespace's interfaces, no lab
 //! address is seen on them, and no namespace is left behind.
 
-use rvs_lab::{Topology, VIP_DR, VIP_NAT, distribution, rip, unavailable};
+use rvs_lab::{Topology, VIP_DR, VIP_NAT, VIP6_NAT, distribution, rip, rip6, unavailable};
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const QUEUES: u32 = 4;
 const SERVERS: usize = 2;
-/// Connections per service.
+/// Connections per IPv4 TCP service.
 const CONNS: usize = 200;
+/// IPv6 NAT connections.
+const CONNS6: usize = 60;
+/// UDP exchanges through NAT.
+const UDP: usize = 40;
 
 fn root_ns_xdp() -> String {
     let out = Command::new("ip")
@@ -169,10 +174,14 @@ fn every_queue_is_served_nat_and_dr() {
         let mut cmds = vec![
             format!("-A -t {VIP_NAT}:80 -s rr"),
             format!("-A -t {VIP_DR}:80 -s rr"),
+            format!("-A -u {VIP_NAT}:53 -s rr"),
+            format!("-A -t [{VIP6_NAT}]:80 -s rr"),
         ];
         for k in 1..=SERVERS {
             cmds.push(format!("-a -t {VIP_NAT}:80 -r {}:8080 -m", rip(k)));
             cmds.push(format!("-a -t {VIP_DR}:80 -r {} -g", rip(k)));
+            cmds.push(format!("-a -u {VIP_NAT}:53 -r {}:5353 -m", rip(k)));
+            cmds.push(format!("-a -t [{VIP6_NAT}]:80 -r [{}]:8080 -m", rip6(k)));
         }
         let lines: Vec<&str> = cmds.iter().map(String::as_str).collect();
         t.ipvsadm(&lines).unwrap();
@@ -232,6 +241,30 @@ fn every_queue_is_served_nat_and_dr() {
         assert!(
             c_side.len() > 1,
             "DR requests arrived on only {c_side:?} of d0's queues: {after_dr:?}"
+        );
+
+        // UDP through NAT, each exchange from a new socket (a new source
+        // port, so a new transmit queue choice): every one answered.
+        let script = format!(
+            "import socket\nok = 0\nfor i in range({UDP}):\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n    s.settimeout(2)\n    try:\n        s.sendto(b'ping', ('{VIP_NAT}', 53))\n        if s.recvfrom(100)[0].startswith(b'rs'):\n            ok += 1\n    except OSError:\n        pass\n    s.close()\nprint(ok)\n"
+        );
+        let ok = t.lab.exec("c", &["python3", "-c", &script]).unwrap();
+        assert_eq!(ok.trim(), UDP.to_string(), "UDP answers");
+        // IPv6 NAT over the same queues.
+        let got = t.http(&format!("http://[{VIP6_NAT}]/"), CONNS6);
+        let d = distribution(&got);
+        for k in 1..=SERVERS {
+            assert_eq!(
+                d.get(&format!("rs{k}")).copied(),
+                Some(CONNS6 / SERVERS),
+                "IPv6 NAT: {d:?}"
+            );
+        }
+        let after_all = queue_rx(&t);
+        eprintln!("queue rx after UDP and IPv6: {after_all:?}");
+        assert!(
+            busy_queues(&after_dr, &after_all, "d0").len() > 1,
+            "UDP and IPv6 arrived on one queue of d0: {after_all:?}"
         );
 
         let stats = t.list("-L -n --stats").unwrap();
