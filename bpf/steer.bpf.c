@@ -19,7 +19,8 @@
  *              real server to one of them is the director's own traffic
  *              (a health check, SSH), never a NAT reply, and is left to
  *              the kernel;
- *   rvs_xsks   XSKMAP by rx_queue_index;
+ *   rvs_xsks   XSKMAP by rx_queue_index: rvsd registers a socket on every
+ *              receive queue of the interface;
  *   rvs_stats  per-CPU counters: seen, steered, passed, parse_error.
  */
 #include <linux/bpf.h>
@@ -61,9 +62,10 @@ struct {
 	__type(value, __u32);
 } rvs_locals SEC(".maps");
 
+/* One entry per receive queue; rvs_bpf::STEER_MAX_QUEUES says the same. */
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, 64);
+	__uint(max_entries, 256);
 	__type(key, __u32);
 	__type(value, __u32);
 } rvs_xsks SEC(".maps");

@@ -1,6 +1,8 @@
 //! AF_XDP ports for the rvs dataplane, on the pure-Rust `xdp` crate.
 //!
 //! One [`XskPort`] is one AF_XDP socket bound to one queue of one interface
+//! ([`rx_queue_count`] says how many queues an interface has: a served
+//! interface gets one port per queue)
 //! with its own UMEM (the crate has no shared UMEM, so a frame leaving by
 //! another interface is copied into that interface's UMEM). Copy mode is
 //! forced (veth has no zero-copy). Received frames are handed out with
@@ -54,6 +56,7 @@ pub struct PortStats {
 pub struct XskPort {
     name: String,
     ifindex: u32,
+    queue: u32,
     mac: [u8; 6],
     rings: WakableRings,
     // Declared after the rings: the UMEM must outlive them and the socket.
@@ -108,6 +111,7 @@ impl XskPort {
         Ok(Self {
             name: ifname.to_string(),
             ifindex: nic.0,
+            queue,
             mac,
             rings,
             socket,
@@ -126,6 +130,11 @@ impl XskPort {
     /// Interface index.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
+    }
+
+    /// The interface queue the socket is bound to.
+    pub fn queue(&self) -> u32 {
+        self.queue
     }
 
     /// The MAC address of interface `ifname` (from sysfs, in the caller's
@@ -211,6 +220,29 @@ impl XskPort {
     }
 }
 
+/// The number of receive queues of interface `ifname` in the caller's
+/// network namespace: the `rx-N` directories of
+/// `/sys/class/net/IFNAME/queues/` (the kernel's `real_num_rx_queues`, the
+/// queues an AF_XDP socket can bind to; ethtool's channel counts can say 0
+/// rx queues on NICs with combined channels). At least 1.
+pub fn rx_queue_count(ifname: &str) -> Result<u32, Error> {
+    if ifname.is_empty() || ifname.contains('/') || ifname.starts_with('.') {
+        return Err(Error(format!("bad interface name '{ifname}'")));
+    }
+    let dir = format!("/sys/class/net/{ifname}/queues");
+    let n = std::fs::read_dir(&dir)
+        .map_err(|e| err(&format!("reading {dir}"), e))?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("rx-"))
+                .is_some_and(|q| q.parse::<u32>().is_ok())
+        })
+        .count();
+    Ok((n as u32).max(1))
+}
+
 fn read_mac(ifname: &str) -> Result<[u8; 6], Error> {
     let s = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address"))
         .map_err(|e| err("reading the MAC", e))?;
@@ -223,4 +255,21 @@ fn read_mac(ifname: &str) -> Result<[u8; 6], Error> {
         *m = u8::from_str_radix(p, 16).map_err(|e| err("MAC", e))?;
     }
     Ok(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_count_of_lo_and_bad_names() {
+        // lo has one receive queue in every namespace.
+        if std::path::Path::new("/sys/class/net/lo/queues").exists() {
+            assert_eq!(rx_queue_count("lo").unwrap(), 1);
+        }
+        for bad in ["", "../lo", "a/b", ".", ".."] {
+            assert!(rx_queue_count(bad).is_err(), "{bad:?}");
+        }
+        assert!(rx_queue_count("rvs-no-such-if").is_err());
+    }
 }

@@ -133,6 +133,10 @@ pub struct SteerStats {
     pub parse_errors: u64,
 }
 
+/// The number of entries of the steering program's XSKMAP (`rvs_xsks` in
+/// steer.bpf.c): the most receive queues an interface it serves can have.
+pub const STEER_MAX_QUEUES: u32 = 256;
+
 /// The loaded steering program.
 pub struct Steering {
     ebpf: Ebpf,
@@ -188,7 +192,8 @@ impl Steering {
         Ok(())
     }
 
-    /// Registers an AF_XDP socket for a receive queue.
+    /// Registers an AF_XDP socket for receive queue `queue` (below
+    /// [`STEER_MAX_QUEUES`]): frames steered on that queue go to it.
     pub fn set_socket(&mut self, queue: u32, fd: std::os::fd::RawFd) -> Result<(), Error> {
         let mut m = aya::maps::XskMap::try_from(
             self.ebpf

@@ -148,6 +148,50 @@ impl Lab {
         Ok(())
     }
 
+    /// [`Self::link`] with `queues` receive and transmit queues on both ends
+    /// (`numrxqueues`/`numtxqueues`; 1 is what `link` makes).
+    pub fn link_queues(
+        &self,
+        a: &str,
+        a_if: &str,
+        b: &str,
+        b_if: &str,
+        queues: u32,
+    ) -> Result<(), String> {
+        if queues <= 1 {
+            return self.link(a, a_if, b, b_if);
+        }
+        let (na, nb, q) = (self.ns(a), self.ns(b), queues.to_string());
+        ip(&[
+            "link",
+            "add",
+            a_if,
+            "netns",
+            &na,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_if,
+            "netns",
+            &nb,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+        ])?;
+        for (n, i) in [(&na, a_if), (&nb, b_if)] {
+            ip(&["-n", n, "link", "set", i, "up"])?;
+            let _ =
+                run(Command::new("ip").args(["netns", "exec", n, "ethtool", "-K", i, "tx", "off"]));
+        }
+        Ok(())
+    }
+
     /// Kills the processes inside namespace `name` whose command line
     /// contains `pattern`; returns how many.
     pub fn kill_matching(&self, name: &str, pattern: &str) -> usize {
@@ -302,6 +346,17 @@ impl Topology {
         Self::build_config(exe, servers, http, ("keepalived.conf", text))
     }
 
+    /// [`Self::build`] with `queues` receive/transmit queues on every veth
+    /// (client side and real-server sides; 1 is the standard lab).
+    pub fn build_queues(
+        exe: &std::path::Path,
+        servers: usize,
+        queues: u32,
+    ) -> Result<Self, String> {
+        let toml = "[director]\ntunnel_src_v4 = \"10.10.0.1\"\n";
+        Self::build_config_queues(exe, servers, Http::Python, ("rvsd.toml", toml), queues)
+    }
+
     /// The lab with rvsd started on the configuration file `(name, text)`
     /// (its format told by the name, as rvsd does).
     fn build_config(
@@ -310,10 +365,21 @@ impl Topology {
         http: Http,
         config: (&str, &str),
     ) -> Result<Self, String> {
+        Self::build_config_queues(exe, servers, http, config, 1)
+    }
+
+    /// [`Self::build_config`] with `queues` queues on every veth.
+    fn build_config_queues(
+        exe: &std::path::Path,
+        servers: usize,
+        http: Http,
+        config: (&str, &str),
+        queues: u32,
+    ) -> Result<Self, String> {
         let mut lab = Lab::new()?;
         lab.add_ns("c")?;
         lab.add_ns("d")?;
-        lab.link("c", "c0", "d", "d0")?;
+        lab.link_queues("c", "c0", "d", "d0", queues)?;
         let (c, d) = (lab.ns("c"), lab.ns("d"));
         ip(&["-n", &c, "addr", "add", "10.10.0.2/24", "dev", "c0"])?;
         ip(&["-n", &c, "route", "add", "default", "via", "10.10.0.1"])?;
@@ -372,7 +438,7 @@ impl Topology {
             let s = format!("s{k}");
             lab.add_ns(&s)?;
             let dif = format!("d{k}");
-            lab.link("d", &dif, &s, "s0")?;
+            lab.link_queues("d", &dif, &s, "s0", queues)?;
             let sn = lab.ns(&s);
             ip(&[
                 "-n",

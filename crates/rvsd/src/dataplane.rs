@@ -1,9 +1,12 @@
 //! The AF_XDP dataplane of a worker: the steering program (rvs-bpf) on every
 //! served interface sends service traffic, NAT replies and related ICMP
-//! errors to one AF_XDP socket per interface (rvs-afxdp); frames go through
+//! errors to the AF_XDP socket of the receive queue they arrived on (one
+//! socket per queue of every served interface, rvs-afxdp; all of them
+//! polled by the worker's one director); frames go through
 //! the engine, get their MACs from the kernel's tables (`nexthop`: netlink,
 //! cached per connection, kept true by the kernel's change notifications)
-//! and leave by the egress interface's socket. Everything else stays with
+//! and leave by a socket of the egress interface (the receiving queue's
+//! number modulo the egress interface's queue count). Everything else stays with
 //! the kernel.
 //!
 //! Attaching and map updates happen in rvsd's own network namespace, on the
@@ -18,17 +21,43 @@ use crate::markpath::{self, MarkRouting};
 use crate::nexthop::NextHops;
 use crate::worker::Port;
 use rvs_afxdp::XskPort;
-use rvs_bpf::{MarkTag, Steering};
+use rvs_bpf::{MarkTag, STEER_MAX_QUEUES as MAX_QUEUES, Steering};
 use rvs_engine::{Direction, Director, Forward, RxMeta, ServiceKey, Verdict};
 use rvs_types::{Instant, Proto};
 use rvs_wire::FrameBuf;
 use std::time::Duration;
 
-/// One served interface, or the fwmark path's receiving end (no steering
-/// program: every frame there is tagged and ours).
-struct Iface {
+/// One AF_XDP socket: a queue of a served interface, or the fwmark path's
+/// receiving end.
+struct Sock {
     port: XskPort,
+    /// Index of its interface in `XdpPort::ifaces`.
+    iface: usize,
+    /// Forwarded frames received here and dropped for want of a next hop.
+    no_next_hop: u64,
+}
+
+/// One served interface (or the fwmark path's receiving end: no steering
+/// program, every frame there is tagged and ours) and its sockets, one per
+/// receive queue.
+struct Iface {
+    ifindex: u32,
+    mac: [u8; 6],
+    /// Its sockets: `XdpPort::socks[first..first + queues]`, queue `q` at
+    /// `first + q`.
+    first: usize,
+    queues: usize,
     steer: Option<Steering>,
+}
+
+impl Iface {
+    /// The socket a frame leaves this interface by when it arrived on
+    /// queue `rx_queue` of some interface: the same queue number modulo
+    /// this interface's queue count (spreads transmission as receive is
+    /// spread, and keeps one flow on one TX queue).
+    fn tx_sock(&self, rx_queue: u32) -> usize {
+        self.first + rx_queue as usize % self.queues.max(1)
+    }
 }
 
 /// The fwmark path: its programs and its routing state (dropped after the
@@ -36,15 +65,16 @@ struct Iface {
 struct MarkPath {
     bpf: MarkTag,
     routing: MarkRouting,
-    /// Index of `markpath::RX_IF` in `XdpPort::ifaces`.
+    /// Index of `markpath::RX_IF` in `XdpPort::ifaces` (one queue).
     iface: usize,
     /// `markpath::TAG_IF`'s MAC: frames sent back into the kernel go there.
     tag_mac: [u8; 6],
 }
 
 impl MarkPath {
-    /// Creates the veth pair, attaches the programs and opens the socket.
-    fn open() -> Result<(Self, Iface), String> {
+    /// Creates the veth pair, attaches the programs and opens the socket
+    /// (queue 0: rvsd creates the pair with one queue).
+    fn open() -> Result<(Self, XskPort), String> {
         let routing = MarkRouting::open()?;
         let mut bpf = MarkTag::load().map_err(|e| format!("fwmark path: {e}"))?;
         bpf.attach_tag(markpath::TAG_IF)
@@ -63,15 +93,17 @@ impl MarkPath {
                 iface: 0,
                 tag_mac: tag,
             },
-            Iface { port, steer: None },
+            port,
         ))
     }
 }
 
 /// The AF_XDP port set of one worker.
 pub struct XdpPort {
+    // Field order is drop order: the sockets close first, then the steering
+    // programs come off (`ifaces`), then the veth pair goes (`mark`).
+    socks: Vec<Sock>,
     ifaces: Vec<Iface>,
-    // After `ifaces`: the sockets close before the veth pair goes.
     mark: Option<MarkPath>,
     /// Frames on the fwmark path without a tag (cannot happen: the XDP
     /// program drops them; counted).
@@ -83,33 +115,65 @@ pub struct XdpPort {
     /// Frames the engine passed to the host (cannot happen for steered
     /// frames; counted).
     pub passed: u64,
-    /// Forwarded frames dropped for want of a next hop, per interface.
-    no_next_hop: Vec<u64>,
 }
 
 impl XdpPort {
     /// Attaches the steering program to each interface (generic XDP mode)
-    /// and opens its AF_XDP socket on queue 0.
+    /// and opens an AF_XDP socket on every receive queue of it, each
+    /// registered in the program's XSKMAP at its queue number (a queue
+    /// without a socket would hand service traffic to the kernel).
     pub fn open(ifnames: &[String]) -> Result<Self, String> {
+        let mut socks = Vec::new();
         let mut ifaces = Vec::new();
         for name in ifnames {
+            let queues = rvs_afxdp::rx_queue_count(name).map_err(|e| format!("{name}: {e}"))?;
+            if queues > MAX_QUEUES {
+                return Err(format!(
+                    "{name}: {queues} receive queues; the steering program's XSKMAP holds {MAX_QUEUES}"
+                ));
+            }
             let mut steer = Steering::load().map_err(|e| format!("{name}: {e}"))?;
             steer
                 .attach(name, true)
                 .map_err(|e| format!("{name}: attaching XDP: {e}"))?;
-            let port = XskPort::open(name, 0).map_err(|e| format!("{name}: {e}"))?;
-            steer
-                .set_socket(0, port.fd())
-                .map_err(|e| format!("{name}: XSKMAP: {e}"))?;
+            let first = socks.len();
+            let iface = ifaces.len();
+            for q in 0..queues {
+                let port = XskPort::open(name, q).map_err(|e| format!("{name} queue {q}: {e}"))?;
+                steer
+                    .set_socket(q, port.fd())
+                    .map_err(|e| format!("{name} queue {q}: XSKMAP: {e}"))?;
+                socks.push(Sock {
+                    port,
+                    iface,
+                    no_next_hop: 0,
+                });
+            }
+            let s0 = &socks[first].port;
             ifaces.push(Iface {
-                port,
+                ifindex: s0.ifindex(),
+                mac: s0.mac(),
+                first,
+                queues: queues as usize,
                 steer: Some(steer),
             });
+            tracing::info!(interface = %name, queues, "AF_XDP sockets bound");
         }
         let mark = match MarkPath::open() {
-            Ok((mut m, iface)) => {
+            Ok((mut m, port)) => {
                 m.iface = ifaces.len();
-                ifaces.push(iface);
+                ifaces.push(Iface {
+                    ifindex: port.ifindex(),
+                    mac: port.mac(),
+                    first: socks.len(),
+                    queues: 1,
+                    steer: None,
+                });
+                socks.push(Sock {
+                    port,
+                    iface: m.iface,
+                    no_next_hop: 0,
+                });
                 tracing::info!(
                     tag = markpath::TAG_IF,
                     rx = markpath::RX_IF,
@@ -124,8 +188,8 @@ impl XdpPort {
                 None
             }
         };
-        let n = ifaces.len();
         Ok(Self {
+            socks,
             ifaces,
             mark,
             untagged: 0,
@@ -133,7 +197,6 @@ impl XdpPort {
             out: Vec::new(),
             handled: 0,
             passed: 0,
-            no_next_hop: vec![0; n],
         })
     }
 
@@ -144,9 +207,10 @@ impl XdpPort {
             ifaces, nh, out, ..
         } = self;
         nh.poll(now, |hop, mut frame| {
-            if let Some(e) = ifaces.iter().position(|f| f.port.ifindex() == hop.ifindex) {
-                let _ = rvs_wire::set_macs(&mut frame, hop.mac, ifaces[e].port.mac());
-                out.push((e, frame));
+            // No receiving queue to follow here: queue 0 of the egress.
+            if let Some(e) = ifaces.iter().find(|f| f.ifindex == hop.ifindex) {
+                let _ = rvs_wire::set_macs(&mut frame, hop.mac, e.mac);
+                out.push((e.tx_sock(0), frame));
             }
         });
     }
@@ -171,25 +235,30 @@ impl Port for XdpPort {
     fn poll(&mut self, d: &mut Director, now: Instant, budget: Duration) -> usize {
         self.next_hop_changes(now);
         let mut total = 0;
-        for i in 0..self.ifaces.len() {
+        // Every queue of every interface, in turn, by this one director
+        // (ARCHITECTURE.md, "Multi-queue": both directions of a NAT
+        // connection must meet the same connection table).
+        for i in 0..self.socks.len() {
             let Self {
+                socks,
                 ifaces,
                 nh,
                 out,
                 passed,
-                no_next_hop,
                 mark,
                 untagged,
                 ..
             } = self;
+            let sock = &mut socks[i];
+            let rx_iface = sock.iface;
+            let rx_queue = sock.port.queue();
             // On the fwmark path the frame's mark is in its source MAC.
-            let marked = mark.as_ref().filter(|m| m.iface == i).map(|m| m.tag_mac);
+            let marked = mark
+                .as_ref()
+                .filter(|m| m.iface == rx_iface)
+                .map(|m| m.tag_mac);
             let mut missed = 0u64;
-            let macs: Vec<(u32, [u8; 6])> = ifaces
-                .iter()
-                .map(|f| (f.port.ifindex(), f.port.mac()))
-                .collect();
-            let n = ifaces[i].port.recv(|buf, head, len| {
+            let n = sock.port.recv(|buf, head, len| {
                 let Ok(mut fb) = FrameBuf::new(buf, head, len) else {
                     return;
                 };
@@ -219,18 +288,19 @@ impl Port for XdpPort {
                             }
                             return;
                         };
-                        let Some(egress) = macs.iter().position(|(n, _)| *n == hop.ifindex) else {
+                        let Some(egress) = ifaces.iter().find(|e| e.ifindex == hop.ifindex) else {
                             missed += 1;
                             return;
                         };
-                        let _ = rvs_wire::set_macs(fb.data_mut(), hop.mac, macs[egress].1);
-                        out.push((egress, fb.data().to_vec()));
+                        let _ = rvs_wire::set_macs(fb.data_mut(), hop.mac, egress.mac);
+                        out.push((egress.tx_sock(rx_queue), fb.data().to_vec()));
                     }
                     Verdict::Reply => {
                         if let Some(tag_mac) = marked {
                             // Back into the kernel through the veth: it
                             // routes the reply to the client.
-                            let _ = rvs_wire::set_macs(fb.data_mut(), tag_mac, macs[i].1);
+                            let _ =
+                                rvs_wire::set_macs(fb.data_mut(), tag_mac, ifaces[rx_iface].mac);
                         }
                         out.push((i, fb.data().to_vec()))
                     }
@@ -239,15 +309,13 @@ impl Port for XdpPort {
                 }
             });
             total += n;
-            if let Some(c) = no_next_hop.get_mut(i) {
-                *c += missed;
-            }
+            sock.no_next_hop += missed;
             for (e, frame) in self.out.drain(..) {
-                self.ifaces[e].port.send(&frame);
+                self.socks[e].port.send(&frame);
             }
         }
-        for f in &mut self.ifaces {
-            f.port.flush();
+        for s in &mut self.socks {
+            s.port.flush();
         }
         self.handled += total as u64;
         if total == 0 {
@@ -257,18 +325,17 @@ impl Port for XdpPort {
     }
 
     fn queue_stats(&self) -> Vec<crate::worker::QueueStats> {
-        self.ifaces
+        self.socks
             .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let st = f.port.stats();
+            .map(|s| {
+                let st = s.port.stats();
                 crate::worker::QueueStats {
-                    iface: f.port.name().to_string(),
-                    queue: 0,
+                    iface: s.port.name().to_string(),
+                    queue: s.port.queue(),
                     rx: st.rx,
                     tx: st.tx,
                     tx_full: st.tx_full,
-                    no_next_hop: self.no_next_hop.get(i).copied().unwrap_or(0),
+                    no_next_hop: s.no_next_hop,
                 }
             })
             .collect()

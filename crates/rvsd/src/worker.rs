@@ -1,6 +1,8 @@
-//! Workers: one thread per receive queue, each owning a `Director`.
-//! Configuration changes arrive between batches of frames, a whole request
-//! at a time, so no frame sees half a change.
+//! Workers: threads each owning a `Director`. rvsd runs one, whose port
+//! polls every receive queue of every served interface (ARCHITECTURE.md,
+//! "Multi-queue": per-queue directors would not see both directions of a
+//! NAT connection). Configuration changes arrive between batches of frames,
+//! a whole request at a time, so no frame sees half a change.
 
 use crate::convert::{Op, OpError};
 use rvs_engine::{Director, DirectorConfig};
@@ -327,7 +329,8 @@ pub fn daemon_stats(workers: &[Worker]) -> Result<crate::proto::DaemonStats, OpE
 /// The table as ipvsadm shows it, over all `workers`: every worker holds the
 /// same services and real servers (each change reaches all of them in one
 /// message), so their counters, rates and connection counts are summed
-/// (one worker per receive queue, as Katran's per-CPU tables are summed)
+/// (rvsd runs one worker today; with several they add up as Katran's per-CPU
+/// tables do)
 /// and their connections listed together.
 pub fn snapshot_all(workers: &[Worker]) -> Result<rvs_ipvsadm::Snapshot, OpError> {
     let mut it = workers.iter();

@@ -1,0 +1,296 @@
+//! Multi-queue interfaces: the client-side and real-server-side veths have
+//! 4 receive/transmit queues each. rvsd must open an AF_XDP socket on every
+//! queue and register it at the queue's XSKMAP index; a frame landing on a
+//! queue without a socket would fall back to the kernel (a local VIP
+//! answers with a reset, NAT replies reach the client un-rewritten). Many
+//! new TCP connections (each with its own source port and transmit hash,
+//! so the sender's queue choice varies) go through NAT and DR, and UDP
+//! exchanges and IPv6 connections through NAT; every
+//! request must be answered, and the per-socket receive counters must show
+//! that more than one queue of the client side (and, for NAT replies, of
+//! the real-server side) received frames. (veth in generic XDP mode takes
+//! the sender's transmit queue number minus one as the receive queue:
+//! transmit queues 0 and 1 land on 0, 2 on 1, 3 on 2, so the last queue
+//! stays idle; see ARCHITECTURE.md, "Multi-queue".) Skipped, with the reason, when not
+//! root. Nothing is attached to the root namespace's interfaces, no lab
+//! address is seen on them, and no namespace is left behind.
+
+use rvs_lab::{Topology, VIP_DR, VIP_NAT, VIP6_NAT, distribution, rip, rip6, unavailable};
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const QUEUES: u32 = 4;
+const SERVERS: usize = 2;
+/// Connections per IPv4 TCP service.
+const CONNS: usize = 200;
+/// IPv6 NAT connections.
+const CONNS6: usize = 60;
+/// UDP exchanges through NAT.
+const UDP: usize = 40;
+
+fn root_ns_xdp() -> String {
+    let out = Command::new("ip")
+        .args(["-d", "link", "show"])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| l.contains("xdp"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn lab_namespaces() -> usize {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    let me = format!("rvslab-{}-", std::process::id());
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| l.starts_with(&me))
+        .count()
+}
+
+/// A capture on every root-namespace interface (not promiscuous) of the
+/// lab's addresses; killed (by its own pid) when dropped. It sees what the
+/// kernel sends or receives there (a lab frame routed or redirected out of
+/// the machine); rvsd's own AF_XDP sockets cannot reach a root-namespace
+/// interface at all (they bind by ifindex in the director's namespace, and
+/// the test checks every socket's interface is one of that namespace).
+struct RootWatch {
+    child: Child,
+    file: std::path::PathBuf,
+}
+
+impl RootWatch {
+    fn start() -> Option<Self> {
+        let file = std::env::temp_dir().join(format!("rvs-mq-root-{}.pcap", std::process::id()));
+        let child = Command::new("tcpdump")
+            .args(["-p", "-n", "-i", "any", "-U", "-w"])
+            .arg(&file)
+            .arg("net 10.10.0.0/24 or net 10.21.0.0/24 or net 10.22.0.0/24")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        // Let it open the capture before traffic starts.
+        for _ in 0..50 {
+            if file.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Self { child, file })
+    }
+
+    /// Stops the capture and counts the frames it saw.
+    fn frames(mut self) -> Result<usize, String> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let out = Command::new("tcpdump")
+            .args(["-n", "-r"])
+            .arg(&self.file)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            // No capture file: the watch never ran, which proves nothing.
+            return Err(format!(
+                "reading the root-namespace capture: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).lines().count())
+    }
+}
+
+impl Drop for RootWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// Receive counters per (interface, queue) of rvsd's sockets.
+fn queue_rx(t: &Topology) -> BTreeMap<(String, u32), u64> {
+    match rvsd::server::request(&t.socket, &rvsd::proto::Request::Stats).unwrap() {
+        rvsd::proto::Response::Stats(st) => st
+            .queues
+            .iter()
+            .map(|q| ((q.iface.clone(), q.queue), q.rx))
+            .collect(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Queues of `iface` whose receive counter grew between `a` and `b`.
+fn busy_queues(
+    a: &BTreeMap<(String, u32), u64>,
+    b: &BTreeMap<(String, u32), u64>,
+    iface: &str,
+) -> Vec<u32> {
+    b.iter()
+        .filter(|((i, q), rx)| i == iface && **rx > a.get(&(i.clone(), *q)).copied().unwrap_or(0))
+        .map(|((_, q), _)| *q)
+        .collect()
+}
+
+#[test]
+fn every_queue_is_served_nat_and_dr() {
+    if let Some(why) = unavailable() {
+        eprintln!("SKIPPED every_queue_is_served_nat_and_dr: {why}");
+        return;
+    }
+    if Command::new("tcpdump").arg("--version").output().is_err() {
+        eprintln!(
+            "SKIPPED every_queue_is_served_nat_and_dr: tcpdump is not installed (scripts/test installs it)"
+        );
+        return;
+    }
+    let xdp_before = root_ns_xdp();
+    let watch = RootWatch::start().expect("tcpdump in the root namespace");
+    {
+        let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rvs-lab"));
+        let t = Topology::build_queues(&exe, SERVERS, QUEUES).unwrap();
+        // The lab made what it was asked for.
+        let sys = t
+            .lab
+            .exec("d", &["ls", "/sys/class/net/d0/queues"])
+            .unwrap();
+        assert_eq!(
+            sys.split_whitespace()
+                .filter(|q| q.starts_with("rx-"))
+                .count(),
+            QUEUES as usize,
+            "{sys}"
+        );
+        let mut cmds = vec![
+            format!("-A -t {VIP_NAT}:80 -s rr"),
+            format!("-A -t {VIP_DR}:80 -s rr"),
+            format!("-A -u {VIP_NAT}:53 -s rr"),
+            format!("-A -t [{VIP6_NAT}]:80 -s rr"),
+        ];
+        for k in 1..=SERVERS {
+            cmds.push(format!("-a -t {VIP_NAT}:80 -r {}:8080 -m", rip(k)));
+            cmds.push(format!("-a -t {VIP_DR}:80 -r {} -g", rip(k)));
+            cmds.push(format!("-a -u {VIP_NAT}:53 -r {}:5353 -m", rip(k)));
+            cmds.push(format!("-a -t [{VIP6_NAT}]:80 -r [{}]:8080 -m", rip6(k)));
+        }
+        let lines: Vec<&str> = cmds.iter().map(String::as_str).collect();
+        t.ipvsadm(&lines).unwrap();
+
+        // Every socket is there: SERVERS + 1 interfaces x QUEUES.
+        let before = queue_rx(&t);
+        for i in std::iter::once("d0".to_string()).chain((1..=SERVERS).map(|k| format!("d{k}"))) {
+            let qs: Vec<u32> = before
+                .keys()
+                .filter(|(n, _)| *n == i)
+                .map(|(_, q)| *q)
+                .collect();
+            assert_eq!(qs, (0..QUEUES).collect::<Vec<_>>(), "{i}: {before:?}");
+        }
+        // And every one of them is on an interface of the director's
+        // namespace (none on a root-namespace interface).
+        let links = t.lab.exec("d", &["ip", "-o", "link", "show"]).unwrap();
+        for (i, _) in before.keys() {
+            assert!(links.contains(&format!(": {i}@")) || links.contains(&format!(": {i}:")));
+        }
+
+        // NAT: every request answered, rr over the real servers.
+        let got = t.http(&format!("http://{VIP_NAT}/"), CONNS);
+        let d = distribution(&got);
+        let per = CONNS / SERVERS;
+        for k in 1..=SERVERS {
+            assert_eq!(d.get(&format!("rs{k}")).copied(), Some(per), "NAT: {d:?}");
+        }
+        let after_nat = queue_rx(&t);
+        eprintln!("queue rx after NAT: {after_nat:?}");
+        let c_side = busy_queues(&before, &after_nat, "d0");
+        assert!(
+            c_side.len() > 1,
+            "NAT requests arrived on only {c_side:?} of d0's queues: {after_nat:?}"
+        );
+        let mut s_side = Vec::new();
+        for k in 1..=SERVERS {
+            s_side.extend(busy_queues(&before, &after_nat, &format!("d{k}")));
+        }
+        s_side.sort();
+        s_side.dedup();
+        assert!(
+            s_side.len() > 1,
+            "NAT replies arrived on only {s_side:?} of the real-server side queues: {after_nat:?}"
+        );
+
+        // DR: every request answered (the replies go around the director's
+        // sockets: source VIP, not a NAT real server).
+        let got = t.http(&format!("http://{VIP_DR}/"), CONNS);
+        let d = distribution(&got);
+        for k in 1..=SERVERS {
+            assert_eq!(d.get(&format!("rs{k}")).copied(), Some(per), "DR: {d:?}");
+        }
+        let after_dr = queue_rx(&t);
+        eprintln!("queue rx after DR: {after_dr:?}");
+        let c_side = busy_queues(&after_nat, &after_dr, "d0");
+        assert!(
+            c_side.len() > 1,
+            "DR requests arrived on only {c_side:?} of d0's queues: {after_dr:?}"
+        );
+
+        // UDP through NAT, each exchange from a new socket (a new source
+        // port, so a new transmit queue choice): every one answered.
+        let script = format!(
+            "import socket\nok = 0\nfor i in range({UDP}):\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n    s.settimeout(2)\n    try:\n        s.sendto(b'ping', ('{VIP_NAT}', 53))\n        if s.recvfrom(100)[0].startswith(b'rs'):\n            ok += 1\n    except OSError:\n        pass\n    s.close()\nprint(ok)\n"
+        );
+        let ok = t.lab.exec("c", &["python3", "-c", &script]).unwrap();
+        assert_eq!(ok.trim(), UDP.to_string(), "UDP answers");
+        // IPv6 NAT over the same queues.
+        let got = t.http(&format!("http://[{VIP6_NAT}]/"), CONNS6);
+        let d = distribution(&got);
+        for k in 1..=SERVERS {
+            assert_eq!(
+                d.get(&format!("rs{k}")).copied(),
+                Some(CONNS6 / SERVERS),
+                "IPv6 NAT: {d:?}"
+            );
+        }
+        let after_all = queue_rx(&t);
+        eprintln!("queue rx after UDP and IPv6: {after_all:?}");
+        assert!(
+            busy_queues(&after_dr, &after_all, "d0").len() > 1,
+            "UDP and IPv6 arrived on one queue of d0: {after_all:?}"
+        );
+
+        let stats = t.list("-L -n --stats").unwrap();
+        for svc in [VIP_NAT, VIP_DR] {
+            let line = stats
+                .lines()
+                .find(|l| l.starts_with(&format!("TCP  {svc}:80")))
+                .unwrap_or_else(|| panic!("{stats}"));
+            let conns: usize = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            assert_eq!(conns, CONNS, "{stats}");
+        }
+        assert_eq!(lab_namespaces(), 2 + SERVERS);
+    }
+    assert_eq!(lab_namespaces(), 0, "namespaces left behind");
+    assert_eq!(
+        root_ns_xdp(),
+        xdp_before,
+        "an XDP program appeared on a root-namespace interface"
+    );
+    let leaked = watch.frames().unwrap();
+    assert_eq!(
+        leaked, 0,
+        "frames with lab addresses seen on root-namespace interfaces"
+    );
+}
