@@ -64,6 +64,8 @@ pub struct XskPort {
     umem: Umem,
     rx: HeapSlab,
     tx: HeapSlab,
+    stage: HeapSlab,
+    in_ring: usize,
     stats: PortStats,
 }
 
@@ -118,6 +120,8 @@ impl XskPort {
             umem,
             rx: HeapSlab::with_capacity(BATCH),
             tx: HeapSlab::with_capacity(RING as usize),
+            stage: HeapSlab::with_capacity(RING as usize),
+            in_ring: 0,
             stats: PortStats::default(),
         })
     }
@@ -210,13 +214,36 @@ impl XskPort {
     /// Hands queued frames to the kernel, kicks transmission and recycles
     /// completed frames.
     pub fn flush(&mut self) {
-        if let Some(tx) = self.rings.tx_ring.as_mut() {
-            // SAFETY: as in `send`.
-            let _ = unsafe { tx.send(&mut self.tx, true) };
-        }
-        self.rings
+        let done = self
+            .rings
             .completion_ring
             .dequeue(&mut self.umem, RING as usize);
+        self.in_ring = self.in_ring.saturating_sub(done);
+        let free = (RING as usize).saturating_sub(self.in_ring);
+        let n = free.min(self.tx.len());
+        for _ in 0..n {
+            if let Some(p) = self.tx.pop_back() {
+                let _ = self.stage.push_front(p);
+            }
+        }
+        if let Some(tx) = self.rings.tx_ring.as_mut() {
+            // SAFETY: as in `send`.
+            let q = unsafe { tx.send(&mut self.stage, false) }.unwrap_or(0);
+            self.in_ring += q;
+        }
+        if self.in_ring > 0 {
+            // SAFETY: a plain sendto kick on our socket.
+            unsafe {
+                libc::sendto(
+                    self.socket.raw_fd(),
+                    std::ptr::null(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null(),
+                    0,
+                );
+            }
+        }
     }
 }
 
