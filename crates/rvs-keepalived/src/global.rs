@@ -114,6 +114,10 @@ pub(crate) fn global_defs(b: &Block, g: &mut GlobalDefs, sink: &mut Sink) {
             "lvs_sync_daemon" => {
                 if !value::repeated(c, &g.lvs_sync_daemon, sink) {
                     g.lvs_sync_daemon = lvs_sync_daemon(c, sink);
+                    sink.warn_at(
+                        c,
+                        "lvs_sync_daemon: kept but not run: rvs does not sync connections yet",
+                    );
                 }
             }
             "lvs_flush" => {
@@ -131,6 +135,7 @@ pub(crate) fn global_defs(b: &Block, g: &mut GlobalDefs, sink: &mut Sink) {
                 value::at_most(c, 1, sink);
             }
             "notification_email" => {
+                no_mail(c, sink);
                 // A block of addresses, or addresses on the line.
                 g.notification_email.extend(c.args.iter().cloned());
                 for a in c.children() {
@@ -138,7 +143,10 @@ pub(crate) fn global_defs(b: &Block, g: &mut GlobalDefs, sink: &mut Sink) {
                     g.notification_email.extend(a.args.iter().cloned());
                 }
             }
-            "notification_email_from" => g.notification_email_from = value::string(c, sink),
+            "notification_email_from" => {
+                g.notification_email_from = value::string(c, sink);
+                no_mail(c, sink);
+            }
             "smtp_server" => {
                 value::no_block(c, sink);
                 if let Some(a) = arg(c, 0, "address", sink) {
@@ -156,12 +164,22 @@ pub(crate) fn global_defs(b: &Block, g: &mut GlobalDefs, sink: &mut Sink) {
                     );
                 }
             }
-            "smtp_helo_name" => g.smtp_helo_name = value::string(c, sink),
-            "smtp_connect_timeout" => {
-                g.smtp_connect_timeout = value::timer(c, Duration::from_secs(1), sink)
+            "smtp_helo_name" => {
+                g.smtp_helo_name = value::string(c, sink);
+                no_mail(c, sink);
             }
-            "smtp_alert" => g.smtp_alert = value::flag(c, sink),
-            "smtp_alert_checker" => g.smtp_alert_checker = value::flag(c, sink),
+            "smtp_connect_timeout" => {
+                g.smtp_connect_timeout = value::timer(c, Duration::from_secs(1), sink);
+                no_mail(c, sink);
+            }
+            "smtp_alert" => {
+                g.smtp_alert = value::flag(c, sink);
+                no_mail(c, sink);
+            }
+            "smtp_alert_checker" => {
+                g.smtp_alert_checker = value::flag(c, sink);
+                no_mail(c, sink);
+            }
             "checker_log_all_failures" => {
                 if let Some(v) = value::flag(c, sink) {
                     g.checker_log_all_failures = v;
@@ -170,6 +188,10 @@ pub(crate) fn global_defs(b: &Block, g: &mut GlobalDefs, sink: &mut Sink) {
             "enable_script_security" => {
                 if value::bare(c, sink) {
                     g.enable_script_security = true;
+                    sink.warn_at(
+                        c,
+                        "enable_script_security: not applied: scripts run as rvsd's own user",
+                    );
                 }
             }
             "script_user" => {
@@ -177,6 +199,10 @@ pub(crate) fn global_defs(b: &Block, g: &mut GlobalDefs, sink: &mut Sink) {
                 if let Some(u) = arg(c, 0, "user name", sink) {
                     value::at_most(c, 2, sink);
                     g.script_user = Some((u.to_string(), c.args.get(1).cloned()));
+                    sink.warn_at(
+                        c,
+                        "script_user: not applied: scripts run as rvsd's own user",
+                    );
                 }
             }
             _ if is_vrrp_global(k) => g.other.push(c.clone()),
@@ -193,6 +219,17 @@ pub(crate) fn global_defs(b: &Block, g: &mut GlobalDefs, sink: &mut Sink) {
             }
         }
     }
+}
+
+/// keepalived's email settings: kept, and said to do nothing.
+fn no_mail(c: &Block, sink: &mut Sink) {
+    sink.warn_at(
+        c,
+        format!(
+            "{}: rvs does not send email alerts yet (kept, no mail is sent)",
+            c.keyword
+        ),
+    );
 }
 
 fn lvs_timeouts(c: &Block, g: &mut GlobalDefs, sink: &mut Sink) {

@@ -105,7 +105,15 @@ pub(crate) fn config(blocks: &[Block], sink: &mut Sink) -> Config {
             "vrrp_sync_group" => cfg.vrrp_sync_groups.push(named(b, sink)),
             "vrrp_script" => cfg.vrrp_scripts.push(named(b, sink)),
             "real_server" => sink.err_at(b, "real_server outside a virtual_server"),
-            _ if KEPT_QUIETLY.contains(&k) => cfg.other.push(b.clone()),
+            _ if KEPT_QUIETLY.contains(&k) => {
+                sink.warn_at(
+                    b,
+                    format!(
+                        "{k} is kept but not applied: rvs does not run keepalived's VRRP side yet"
+                    ),
+                );
+                cfg.other.push(b.clone());
+            }
             _ if KEPT_WARNED.contains(&k) => {
                 sink.warn_at(b, format!("'{k}' is not supported by rvs yet (ignored)"));
                 cfg.other.push(b.clone());
@@ -505,6 +513,15 @@ fn script(c: &Block, sink: &mut Sink) -> Option<Script> {
         return None;
     }
     value::at_most(c, 3, sink);
+    if c.args.len() > 1 {
+        sink.warn_at(
+            c,
+            format!(
+                "{}: the user/group is not applied: scripts run as rvsd's own user",
+                c.keyword
+            ),
+        );
+    }
     Some(Script {
         command: cmd.to_string(),
         user: c.args.get(1).cloned(),

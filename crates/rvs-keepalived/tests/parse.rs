@@ -907,7 +907,10 @@ fn misc_check_has_no_connection_options() {
     );
     assert_eq!(
         w,
-        vec!["t.conf:5: MISC_CHECK: unknown keyword 'connect_port' (ignored)"]
+        vec![
+            "t.conf:5: MISC_CHECK: unknown keyword 'connect_port' (ignored)",
+            "t.conf:10: enable_script_security: not applied: scripts run as rvsd's own user"
+        ]
     );
 }
 
@@ -981,7 +984,15 @@ static_ipaddress {
     192.168.1.1/24 dev eth0
 }
 "#);
-    assert!(warns(&l).is_empty(), "{:?}", warns(&l));
+    // The VRRP blocks' insides are not validated; static_ipaddress (applied
+    // by keepalived's VRRP side) is said to be kept but not applied.
+    let w: Vec<String> = warns(&l).iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        [
+            "t.conf:15: static_ipaddress is kept but not applied: rvs does not run keepalived's VRRP side yet"
+        ]
+    );
     let c = &l.config;
     assert_eq!(c.vrrp_scripts[0].name(), Some("chk"));
     assert_eq!(
@@ -1420,8 +1431,9 @@ fn random_is_warned_once_and_left_as_written() {
         v.quorum_up.as_ref().unwrap().command,
         "/bin/q x ${_RANDOM 1 9}"
     );
+    // 7: enable_script_security is not applied.
     let w: Vec<u32> = warns(&l).iter().map(|w| w.line).collect();
-    assert_eq!(w, vec![3, 4]);
+    assert_eq!(w, vec![3, 4, 7]);
 }
 
 #[test]
@@ -1569,8 +1581,9 @@ fn repeats_keepalived_keeps_the_first_of() {
         panic!()
     };
     assert_eq!(d.name, "a.example");
+    // 12: enable_script_security is not applied.
     let lines: Vec<u32> = warns(&l).iter().map(|w| w.line).collect();
-    assert_eq!(lines, vec![3, 7]);
+    assert_eq!(lines, vec![3, 7, 12]);
 }
 
 #[test]

@@ -26,6 +26,11 @@ pub struct Args {
     /// rvsd's own and any other as keepalived.conf.
     #[arg(long, default_value = "auto", value_parser = ["auto", "toml", "keepalived"])]
     config_format: String,
+    /// keepalived's config id (`keepalived -i`): `@ID` lines of a
+    /// keepalived.conf apply, other `@name` lines are skipped. Default: the
+    /// short host name, as keepalived.
+    #[arg(long)]
+    config_id: Option<String>,
     /// Health checks in flight at most at once (keepalived configurations).
     #[arg(long, default_value_t = 256)]
     max_checks: usize,
@@ -82,6 +87,16 @@ enum Source {
     Keepalived(Box<crate::keepalived::Loaded>),
 }
 
+/// The keepalived parser's options from the command line.
+fn ka_options(args: &Args) -> rvs_keepalived::Options {
+    match &args.config_id {
+        Some(id) => rvs_keepalived::Options {
+            config_id: Some(id.clone()),
+        },
+        None => rvs_keepalived::Options::host_config_id(),
+    }
+}
+
 /// Reads the configuration file, in its format; errors and warnings are
 /// printed (FILE:LINE each). `None`: the file was refused.
 fn read_config(args: &Args) -> Option<Source> {
@@ -89,7 +104,11 @@ fn read_config(args: &Args) -> Option<Source> {
         return Some(Source::None);
     };
     if crate::keepalived::is_keepalived(p, &args.config_format) {
-        match crate::keepalived::load(p, &rvs_engine::DirectorConfig::default()) {
+        match crate::keepalived::load_with(
+            p,
+            &rvs_engine::DirectorConfig::default(),
+            &ka_options(args),
+        ) {
             Ok(k) => {
                 for w in &k.warnings {
                     eprintln!("{w}");
@@ -211,12 +230,13 @@ fn run(args: Args) -> anyhow::Result<i32> {
         .as_ref()
         .map(|c| (format!("{:?}", c.director), format!("{:?}", c.daemon)));
     let sup = supervisor.clone();
+    let ka_opts = ka_options(&args);
     let reload: crate::server::Reload = Arc::new(move |c: &mut Control| {
         let Some(p) = &config_path else {
             return Err("rvsd runs without a configuration file".into());
         };
         if let Some(sup) = &sup {
-            let k = crate::keepalived::load(p, &director).map_err(|e| e.to_string())?;
+            let k = crate::keepalived::load_with(p, &director, &ka_opts)?;
             for w in &k.warnings {
                 tracing::warn!("{w}");
             }

@@ -143,16 +143,14 @@ pub struct Evaluator {
 }
 
 /// A real server's state under the current checks: alive, and its weight.
+/// (Several `misc_dynamic` checks on one server: the smallest weight, as
+/// rvs-health's `combine`.)
 fn real_state(r: &PlanReal, health: &Health) -> (bool, i32) {
-    let mut weight = r.dest.weight;
-    for c in &r.checks {
-        match health.get(c) {
-            CheckState::Down => return (false, 0),
-            CheckState::UpWeight(w) => weight = i32::try_from(w).unwrap_or(i32::MAX),
-            CheckState::Up => {}
-        }
+    match rvs_health::combine(r.checks.iter().map(|c| health.get(c))) {
+        CheckState::Down => (false, 0),
+        CheckState::UpWeight(w) => (true, i32::try_from(w).unwrap_or(i32::MAX)),
+        CheckState::Up => (true, r.dest.weight),
     }
-    (true, weight)
 }
 
 impl Evaluator {

@@ -39,7 +39,13 @@ fn at(file: &Path, line: u32, why: impl std::fmt::Display) -> String {
 /// Reads, converts and checks a keepalived configuration for directors
 /// built with `dcfg`. Errors: one `FILE:LINE: why` per line.
 pub fn load(path: &Path, dcfg: &DirectorConfig) -> Result<Loaded, String> {
-    let parsed = ka::load(path).map_err(|e| e.to_string())?;
+    load_with(path, dcfg, &ka::Options::host_config_id())
+}
+
+/// [`load`] with the parser's options (the config id that `@name` lines
+/// are matched against; keepalived's default is the short host name).
+pub fn load_with(path: &Path, dcfg: &DirectorConfig, opts: &ka::Options) -> Result<Loaded, String> {
+    let parsed = ka::load_with(path, opts).map_err(|e| e.to_string())?;
     convert(parsed, dcfg)
 }
 
@@ -47,6 +53,37 @@ pub fn load(path: &Path, dcfg: &DirectorConfig) -> Result<Loaded, String> {
 pub fn parse_str(name: &str, text: &str, dcfg: &DirectorConfig) -> Result<Loaded, String> {
     let parsed = ka::parse_str(name, text).map_err(|e| e.to_string())?;
     convert(parsed, dcfg)
+}
+
+/// The checks' own checks (rvs-health's `validate`: settings the probes
+/// could not run with are errors at the real server's line), and a warning
+/// for a check that would probe port 0.
+fn checks_of(cfg: &ka::Config, errors: &mut Vec<String>, warnings: &mut Vec<String>) {
+    for vs in &cfg.virtual_servers {
+        for rs in &vs.real_servers {
+            for spec in &rs.checks {
+                let kind = rvs_health::monitor::kind_name(&spec.kind);
+                for why in rvs_health::probe::validate(spec) {
+                    errors.push(at(&rs.file, rs.line, format_args!("{kind}: {why}")));
+                }
+                let port = spec.common.connect_port.or(rs.port).unwrap_or(0);
+                let uses_port = !matches!(
+                    spec.kind,
+                    rvs_health::spec::CheckKind::Ping | rvs_health::spec::CheckKind::Misc(_)
+                );
+                if port == 0 && uses_port {
+                    warnings.push(at(
+                        &rs.file,
+                        rs.line,
+                        format_args!(
+                            "warning: real_server {}: its {kind} probes port 0 (a fwmark service's DR or TUN real server has no port): set connect_port",
+                            rs.ip
+                        ),
+                    ));
+                }
+            }
+        }
+    }
 }
 
 fn convert(parsed: ka::Loaded, dcfg: &DirectorConfig) -> Result<Loaded, String> {
@@ -84,6 +121,7 @@ fn convert(parsed: ka::Loaded, dcfg: &DirectorConfig) -> Result<Loaded, String> 
         services: Vec::new(),
     };
     let mut errors = Vec::new();
+    checks_of(&cfg, &mut errors, &mut warnings);
     let mut origins = Vec::new();
     for vs in &cfg.virtual_servers {
         if vs.ha_suspend {

@@ -339,3 +339,54 @@ fn expire_nodest_conn_and_nodest_are_per_service_choices() {
         "{e}"
     );
 }
+
+#[test]
+fn checker_settings_the_probes_cannot_run_are_errors_and_port_zero_warns() {
+    let dcfg = rvs_engine::DirectorConfig::default();
+    let e = parse_str(
+        "c.conf",
+        "virtual_server 192.0.2.10 80 {\n  protocol TCP\n  real_server 10.0.0.1 80 {\n    HTTP_GET {\n      url {\n        path /\n        regex \"(?=look-ahead)\"\n      }\n    }\n  }\n}\n",
+        &dcfg,
+    )
+    .unwrap_err();
+    assert!(e.starts_with("c.conf:3: HTTP_GET: "), "{e}");
+    let k = parse_str(
+        "f.conf",
+        "virtual_server fwmark 5 {\n  lb_kind DR\n  real_server 10.0.0.1 80 {\n    TCP_CHECK {\n    }\n  }\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n      connect_port 80\n    }\n  }\n}\n",
+        &dcfg,
+    )
+    .unwrap();
+    let port0: Vec<&String> = k.warnings.iter().filter(|w| w.contains("port 0")).collect();
+    assert_eq!(port0.len(), 1, "{:?}", k.warnings);
+    assert!(
+        port0[0].starts_with("f.conf:3: warning: real_server 10.0.0.1"),
+        "{port0:?}"
+    );
+}
+
+#[test]
+fn config_id_selects_conditional_lines() {
+    let dir = std::env::temp_dir().join(format!("rvsd-cid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("k.conf");
+    std::fs::write(
+        &conf,
+        "virtual_server 192.0.2.10 80 {\n  protocol TCP\n  @lvs1 real_server 10.0.0.1 80 {\n  @lvs1 }\n  @lvs2 real_server 10.0.0.2 80 {\n  @lvs2 }\n}\n",
+    )
+    .unwrap();
+    let reals = |id: &str| {
+        let opts = rvs_keepalived::Options {
+            config_id: Some(id.into()),
+        };
+        let k = rvsd::keepalived::load_with(&conf, &rvs_engine::DirectorConfig::default(), &opts)
+            .unwrap();
+        k.plan.services[0]
+            .reals
+            .iter()
+            .map(|r| r.dest.addr.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(reals("lvs1"), ["10.0.0.1"]);
+    assert_eq!(reals("lvs2"), ["10.0.0.2"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
