@@ -16,9 +16,13 @@ install_packages() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # nginx-light's package starts a root-namespace nginx; the lab runs its own per namespace.
-    if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx >/dev/null 2>&1 || true; fi
-    pkill -x nginx >/dev/null 2>&1 || true
+    # Packages whose install may start a root-namespace daemon (nginx-light's
+    # nginx; keepalived, were a configuration there): the lab runs its own
+    # per namespace, and rvs only reads keepalived's samples.
+    for d in nginx keepalived; do
+        if command -v systemctl >/dev/null 2>&1; then systemctl stop "$d" >/dev/null 2>&1 || true; fi
+        pkill -x "$d" >/dev/null 2>&1 || true
+    done
 }
 
 step() {
