@@ -268,6 +268,35 @@ pub fn sweep_stale() {
     }
 }
 
+/// The lines of `ip -d link show` (root namespace) that mention XDP: a
+/// lab must leave none behind.
+pub fn root_ns_xdp() -> String {
+    let out = Command::new("ip")
+        .args(["-d", "link", "show"])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| l.contains("xdp"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// How many lab namespaces this process has now (`rvslab-<pid>-…`).
+pub fn own_namespaces() -> usize {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    let me = format!("rvslab-{}-", std::process::id());
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| l.starts_with(&me))
+        .count()
+}
+
 /// Why the lab cannot run here, if it cannot.
 pub fn unavailable() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

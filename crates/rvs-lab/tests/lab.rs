@@ -7,33 +7,6 @@
 use rvs_lab::{
     Topology, VIP_DR, VIP_NAT, VIP_TUN, VIP6_DR, VIP6_NAT, distribution, rip, rip6, unavailable,
 };
-use std::process::Command;
-
-fn root_ns_xdp() -> String {
-    let out = Command::new("ip")
-        .args(["-d", "link", "show"])
-        .output()
-        .map(|o| o.stdout)
-        .unwrap_or_default();
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| l.contains("xdp"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn lab_namespaces() -> usize {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .map(|o| o.stdout)
-        .unwrap_or_default();
-    let me = format!("rvslab-{}-", std::process::id());
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| l.starts_with(&me))
-        .count()
-}
 
 #[test]
 fn nat_dr_tun_real_traffic() {
@@ -41,7 +14,7 @@ fn nat_dr_tun_real_traffic() {
         eprintln!("SKIPPED nat_dr_tun_real_traffic: {why}");
         return;
     }
-    let xdp_before = root_ns_xdp();
+    let xdp_before = rvs_lab::root_ns_xdp();
     {
         let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rvs-lab"));
         let t = Topology::build(&exe, 3).unwrap();
@@ -132,11 +105,11 @@ fn nat_dr_tun_real_traffic() {
             conns.contains("TIME_WAIT") || conns.contains("CLOSE"),
             "{conns}"
         );
-        assert_eq!(lab_namespaces(), 5);
+        assert_eq!(rvs_lab::own_namespaces(), 5);
     }
-    assert_eq!(lab_namespaces(), 0, "namespaces left behind");
+    assert_eq!(rvs_lab::own_namespaces(), 0, "namespaces left behind");
     assert_eq!(
-        root_ns_xdp(),
+        rvs_lab::root_ns_xdp(),
         xdp_before,
         "an XDP program appeared on a root-namespace interface"
     );

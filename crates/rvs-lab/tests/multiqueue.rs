@@ -29,32 +29,6 @@ const CONNS6: usize = 60;
 /// UDP exchanges through NAT.
 const UDP: usize = 40;
 
-fn root_ns_xdp() -> String {
-    let out = Command::new("ip")
-        .args(["-d", "link", "show"])
-        .output()
-        .map(|o| o.stdout)
-        .unwrap_or_default();
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| l.contains("xdp"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn lab_namespaces() -> usize {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .map(|o| o.stdout)
-        .unwrap_or_default();
-    let me = format!("rvslab-{}-", std::process::id());
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| l.starts_with(&me))
-        .count()
-}
-
 /// A capture on every root-namespace interface (not promiscuous) of the
 /// lab's addresses; killed (by its own pid) when dropped. It sees what the
 /// kernel sends or receives there (a lab frame routed or redirected out of
@@ -154,7 +128,7 @@ fn every_queue_is_served_nat_and_dr() {
         );
         return;
     }
-    let xdp_before = root_ns_xdp();
+    let xdp_before = rvs_lab::root_ns_xdp();
     let watch = RootWatch::start().expect("tcpdump in the root namespace");
     {
         let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rvs-lab"));
@@ -280,11 +254,11 @@ fn every_queue_is_served_nat_and_dr() {
                 .unwrap_or(0);
             assert_eq!(conns, CONNS, "{stats}");
         }
-        assert_eq!(lab_namespaces(), 2 + SERVERS);
+        assert_eq!(rvs_lab::own_namespaces(), 2 + SERVERS);
     }
-    assert_eq!(lab_namespaces(), 0, "namespaces left behind");
+    assert_eq!(rvs_lab::own_namespaces(), 0, "namespaces left behind");
     assert_eq!(
-        root_ns_xdp(),
+        rvs_lab::root_ns_xdp(),
         xdp_before,
         "an XDP program appeared on a root-namespace interface"
     );
