@@ -279,53 +279,6 @@ fn removed_server_with_expire_nodest_conn_on_drops_and_expires() {
 }
 
 #[test]
-fn removed_server_udp_flow_is_rescheduled_at_once_with_expire_nodest_conn() {
-    let vip = v4("192.0.2.10");
-    let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
-    let key = udp_svc(vip, 53);
-    let mut s = ServiceConfig::new(key);
-    s.sched = SchedKind::Rr;
-    s.nodest = Some(NoDest::Expire);
-    let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
-    d.add_service(s).unwrap();
-    for r in rips {
-        d.add_dest(&key, dest(r, 53, 1, Forward::Masq)).unwrap();
-    }
-    let cip = v4("198.51.100.7");
-    let q = |p: &[u8]| udp(cip, 5000, vip, 53, p);
-    let first = next_hop(&run(&mut d, t(1), &q(b"a")).0);
-    let other = if first == rips[0] { rips[1] } else { rips[0] };
-    assert_eq!(next_hop(&run(&mut d, t(1), &q(b"b")).0), first);
-    d.del_dest(&key, &first, 53).unwrap();
-    // The next datagram of the same flow goes to the remaining server.
-    let (v, out) = run(&mut d, t(2), &q(b"c"));
-    assert_eq!(next_hop(&v), other);
-    assert_eq!(out, udp(cip, 5000, other, 53, b"c"));
-    assert_eq!(d.conn_count(), 1);
-}
-
-/// With `NoDest::Keep` chosen for it, a UDP flow stays on its removed server.
-#[test]
-fn removed_server_udp_flow_keeps_its_server_with_keep() {
-    let vip = v4("192.0.2.10");
-    let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
-    let key = udp_svc(vip, 53);
-    let mut s = ServiceConfig::new(key);
-    s.sched = SchedKind::Rr;
-    s.nodest = Some(NoDest::Keep);
-    let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
-    d.add_service(s).unwrap();
-    for r in rips {
-        d.add_dest(&key, dest(r, 53, 1, Forward::Masq)).unwrap();
-    }
-    let cip = v4("198.51.100.7");
-    let q = |p: &[u8]| udp(cip, 5000, vip, 53, p);
-    let first = next_hop(&run(&mut d, t(1), &q(b"a")).0);
-    d.del_dest(&key, &first, 53).unwrap();
-    assert_eq!(next_hop(&run(&mut d, t(2), &q(b"b")).0), first);
-}
-
-#[test]
 fn syn_flood_never_grows_the_table_past_its_bound_and_established_survive() {
     let vip = v4("192.0.2.10");
     let rip = v4("10.20.0.11");
