@@ -150,16 +150,15 @@ pub fn set_dst_v4(frame: &mut [u8], flow: &FlowV4, addr: Addr, port: u16) -> Res
     if !addr.is_v4() {
         return Err(Error::Unsupported);
     }
-    set_v4_fast(
-        frame,
-        usize::from(FlowV4::L3_OFF),
-        usize::from(FlowV4::L4_OFF),
-        usize::from(FlowV4::L3_OFF) + usize::from(flow.l3_len),
-        flow.proto == Proto::TCP,
-        Side::Dst,
-        addr,
-        port,
-    )
+    let (l3, l4) = (usize::from(FlowV4::L3_OFF), usize::from(FlowV4::L4_OFF));
+    let l3_end = l3 + usize::from(flow.l3_len);
+    // One call per protocol, so that the header length is a constant too:
+    // after set_v4_fast's one length check every index is known in bounds.
+    if flow.proto == Proto::TCP {
+        set_v4_fast(frame, l3, l4, l3_end, true, Side::Dst, addr, port)
+    } else {
+        set_v4_fast(frame, l3, l4, l3_end, false, Side::Dst, addr, port)
+    }
 }
 
 /// Bytes of L4 header [`set_dst`] / [`set_src`] touch.
