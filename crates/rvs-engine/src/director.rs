@@ -1063,11 +1063,27 @@ impl Director {
     #[inline]
     fn count_in(&mut self, dest_id: u32, svc: u32, l3_len: u16) {
         let bytes = usize::from(l3_len);
-        if let Some(d) = self.topo.dest_mut(dest_id) {
+        // The common case in one walk: a live dest of the conn's own
+        // service (the dest and the service counted through one lookup of
+        // each, where dest_mut and service_mut would repeat them).
+        if let Some(&Loc::Live { svc: s, pos }) = self.topo.dest_loc.get(dest_id as usize)
+            && s == svc
+            && let Some(service) = self
+                .topo
+                .services
+                .get_mut(s as usize)
+                .and_then(|x| x.as_deref_mut())
+            && let Some(d) = service.dests.get_mut(pos as usize)
+        {
             d.stats.count_in(bytes);
-        }
-        if let Some(s) = self.topo.service_mut(svc) {
-            s.stats.count_in(bytes);
+            service.stats.count_in(bytes);
+        } else {
+            if let Some(d) = self.topo.dest_mut(dest_id) {
+                d.stats.count_in(bytes);
+            }
+            if let Some(s) = self.topo.service_mut(svc) {
+                s.stats.count_in(bytes);
+            }
         }
         self.totals.count_in(bytes);
     }
