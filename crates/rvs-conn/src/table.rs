@@ -584,7 +584,11 @@ impl ConnTable {
     /// kernel's retry with `cport = 0`. Unlike the kernel, a conn whose
     /// cport is really 0 (no `NO_CPORT` flag) is found by an exact lookup
     /// with cport 0, so port-less protocols work.
-    #[inline]
+    ///
+    /// Inlined always: it is the first thing every packet does, and its
+    /// arguments are cheaper in registers than passed through memory. The
+    /// `NO_CPORT` retry is out of line.
+    #[inline(always)]
     pub fn lookup_in(
         &self,
         zone: ZoneId,
@@ -596,9 +600,22 @@ impl ConnTable {
     ) -> Option<ConnId> {
         let found = self.find_in(zone, proto, caddr, cport, vaddr, vport, false);
         if found.is_none() && self.no_cport != 0 && cport != 0 {
-            return self.find_in(zone, proto, caddr, 0, vaddr, vport, true);
+            return self.lookup_in_no_cport(zone, proto, caddr, vaddr, vport);
         }
         found
+    }
+
+    /// [`Self::lookup_in`]'s retry for a `NO_CPORT` conn.
+    #[inline(never)]
+    fn lookup_in_no_cport(
+        &self,
+        zone: ZoneId,
+        proto: Proto,
+        caddr: &Addr,
+        vaddr: &Addr,
+        vport: u16,
+    ) -> Option<ConnId> {
+        self.find_in(zone, proto, caddr, 0, vaddr, vport, true)
     }
 
     /// [`Self::lookup_in`] for a batch of packets: hashes all keys and
@@ -855,7 +872,7 @@ impl ConnTable {
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn find_in(
         &self,
         zone: ZoneId,
@@ -878,7 +895,7 @@ impl ConnTable {
         self.find_in_hashed(h, &key, no_cport_only)
     }
 
-    #[inline]
+    #[inline(always)]
     fn find_in_hashed(&self, h: u64, k: &InKey, no_cport_only: bool) -> Option<ConnId> {
         let (zone, proto, caddr, cport, vaddr, vport) =
             (k.zone, k.proto, &k.caddr, k.cport, &k.vaddr, k.vport);

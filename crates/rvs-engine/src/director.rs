@@ -497,7 +497,7 @@ impl Director {
     /// a [`PacketInfo`]; anything else goes on with the flow's `PacketInfo`
     /// and the lookup already made, so every verdict, counter and byte is
     /// the one `handle_parsed` gives.
-    #[inline]
+    #[inline(always)]
     fn handle_flow_v4(
         &mut self,
         now: Instant,
@@ -1189,7 +1189,7 @@ impl Director {
 
     /// [`Self::update_state`] with the packet's state event: the TCP flags,
     /// or the SCTP packet's first chunk type.
-    #[inline]
+    #[inline(always)]
     fn update_state_event(
         &mut self,
         now: Instant,
