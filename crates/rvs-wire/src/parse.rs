@@ -60,7 +60,7 @@ pub fn parse_flow_v4(frame: &[u8]) -> Option<FlowV4> {
         return None;
     }
     let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-    if total < 20 || total > pkt.len() || !checksum::verifies(checksum::sum_array(h)) {
+    if total < 20 || total > pkt.len() || !checksum::verifies_array(h) {
         return None;
     }
     let fw = u16::from_be_bytes([h[6], h[7]]);
