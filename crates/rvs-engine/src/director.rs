@@ -1025,7 +1025,7 @@ impl Director {
 
     /// [`Self::forward_in`] on the established fast path, for NAT and DR
     /// connections (`None`, having changed nothing, for the others).
-    #[inline]
+    #[inline(always)]
     fn forward_in_v4(
         &mut self,
         now: Instant,

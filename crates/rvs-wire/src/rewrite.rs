@@ -144,8 +144,8 @@ fn set_addr_port(
 /// [`set_dst`] for a packet parsed by [`crate::parse_flow_v4`]: the same
 /// checks and the same result as `set_dst(frame, &flow.info(), addr,
 /// port)`, with the offsets fixed at compile time (the established fast
-/// path's rewrite).
-#[inline]
+/// path's rewrite; inlined always, into that path).
+#[inline(always)]
 pub fn set_dst_v4(frame: &mut [u8], flow: &FlowV4, addr: Addr, port: u16) -> Result<(), Error> {
     if !addr.is_v4() {
         return Err(Error::Unsupported);
