@@ -4,7 +4,9 @@
 //! `rvs-bench engine --packets N --conns M` sets up M established NAT
 //! connections and forwards N packets over them and nothing else, for
 //! `valgrind --tool=cachegrind` (instructions per packet = the difference of
-//! two runs with different N, divided by the difference in N).
+//! two runs with different N, divided by the difference in N). With
+//! `--harness-only` it prepares the N frames the same way without handing
+//! them to the engine: the same difference then gives the harness's share.
 //!
 //! Every timing is taken side by side with its harness baseline in the same
 //! run: the loop that prepares frames is timed alone, and the engine figure is
@@ -28,9 +30,10 @@ fn main() {
     let mut packets = None;
     let mut conns = None;
     let mut quick = false;
+    let mut harness_only = false;
     let mut i = 2;
     if args.get(1).map(String::as_str) != Some("engine") {
-        eprintln!("usage: rvs-bench engine [--quick] [--packets N --conns M]");
+        eprintln!("usage: rvs-bench engine [--quick] [--packets N --conns M [--harness-only]]");
         std::process::exit(2);
     }
     while i < args.len() {
@@ -39,6 +42,11 @@ fn main() {
             "--conns" => conns = args.get(i + 1).and_then(|v| v.parse::<u32>().ok()),
             "--quick" => {
                 quick = true;
+                i += 1;
+                continue;
+            }
+            "--harness-only" => {
+                harness_only = true;
                 i += 1;
                 continue;
             }
@@ -54,12 +62,17 @@ fn main() {
         i += 2;
     }
     match (packets, conns) {
+        (Some(n), Some(m)) if harness_only => {
+            let mut b = Established::new(m);
+            let prepared = b.run(n, false);
+            println!("{{\"name\": \"prepared\", \"value\": {prepared}, \"unit\": \"packets\"}}");
+        }
         (Some(n), Some(m)) => {
             let mut b = Established::new(m);
             let forwarded = b.run(n, true);
             println!("{{\"name\": \"forwarded\", \"value\": {forwarded}, \"unit\": \"packets\"}}");
         }
-        (None, None) => suite(quick),
+        (None, None) if !harness_only => suite(quick),
         _ => {
             eprintln!("rvs-bench: --packets and --conns go together");
             std::process::exit(2);
