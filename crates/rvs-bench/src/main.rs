@@ -272,18 +272,26 @@ impl Established {
             d.add_dest(&key, c).expect("dest");
         }
         let mut syn = frame([0; 4], 40000, true);
+        let mut ack = frame([0; 4], 40000, false);
         let mut mem = vec![0u8; 2048];
         for i in 0..m {
+            // The client's SYN, then the ACK that completes its handshake:
+            // the connection is ESTABLISHED before any measured packet, so
+            // every measured packet is one of an established flow.
             syn[26..30].copy_from_slice(&client(i));
             fix_ip_csum(&mut syn);
             fix_tcp_csum(&mut syn);
-            mem[HEADROOM..HEADROOM + syn.len()].copy_from_slice(&syn);
-            let mut fb = FrameBuf::new(&mut mem, HEADROOM, syn.len()).expect("buf");
-            let v = d.handle_frame(Instant::from_secs(1), &mut fb, &RxMeta::default());
-            assert!(
-                matches!(v, Verdict::Forward(_)),
-                "setup SYN {i} not forwarded: {v:?}"
-            );
+            ack[26..30].copy_from_slice(&client(i));
+            fix_ip_csum(&mut ack);
+            for (what, f) in [("SYN", &syn), ("ACK", &ack)] {
+                mem[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
+                let mut fb = FrameBuf::new(&mut mem, HEADROOM, f.len()).expect("buf");
+                let v = d.handle_frame(Instant::from_secs(1), &mut fb, &RxMeta::default());
+                assert!(
+                    matches!(v, Verdict::Forward(_)),
+                    "setup {what} {i} not forwarded: {v:?}"
+                );
+            }
         }
         assert_eq!(d.conn_count(), m as usize);
         Self {
@@ -501,6 +509,13 @@ mod tests {
     #[test]
     fn workloads_run_at_tiny_sizes() {
         let mut b = Established::new(50);
+        let now = Instant::from_secs(1);
+        assert!(
+            b.d.connections(now)
+                .iter()
+                .all(|c| c.state == "ESTABLISHED"),
+            "every measured connection is established"
+        );
         assert_eq!(b.run(500, true), 500);
         assert_eq!(b.run_batch(64, true), 64);
         for sched in NEW_CONN_SCHEDS {
