@@ -10,6 +10,9 @@
 //! - [`parse_frame`] / [`verify_l4_checksum`]: the one-pass parser (about
 //!   180 instructions for Ethernet + IPv4 + TCP, see
 //!   `examples/wire_speed.rs`) and the L4 checksum check.
+//! - [`parse_flow_v4`] / [`set_dst_v4`]: the established fast path's
+//!   compact parse ([`FlowV4`]: an untagged, option-less, unfragmented
+//!   IPv4 TCP/UDP packet at fixed offsets, the same checks) and its DNAT.
 //! - [`rewrite`]: NAT in place ([`set_src`], [`set_dst`],
 //!   [`set_icmp_error`], [`set_macs`], [`swap_macs`]), checksums updated
 //!   incrementally with [`checksum`] (RFC 1624).
