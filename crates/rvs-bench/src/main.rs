@@ -4,7 +4,9 @@
 //! `rvs-bench engine --packets N --conns M` sets up M established NAT
 //! connections and forwards N packets over them and nothing else, for
 //! `valgrind --tool=cachegrind` (instructions per packet = the difference of
-//! two runs with different N, divided by the difference in N).
+//! two runs with different N, divided by the difference in N). With
+//! `--harness-only` it prepares the N frames the same way without handing
+//! them to the engine: the same difference then gives the harness's share.
 //!
 //! Every timing is taken side by side with its harness baseline in the same
 //! run: the loop that prepares frames is timed alone, and the engine figure is
@@ -28,9 +30,10 @@ fn main() {
     let mut packets = None;
     let mut conns = None;
     let mut quick = false;
+    let mut harness_only = false;
     let mut i = 2;
     if args.get(1).map(String::as_str) != Some("engine") {
-        eprintln!("usage: rvs-bench engine [--quick] [--packets N --conns M]");
+        eprintln!("usage: rvs-bench engine [--quick] [--packets N --conns M [--harness-only]]");
         std::process::exit(2);
     }
     while i < args.len() {
@@ -39,6 +42,11 @@ fn main() {
             "--conns" => conns = args.get(i + 1).and_then(|v| v.parse::<u32>().ok()),
             "--quick" => {
                 quick = true;
+                i += 1;
+                continue;
+            }
+            "--harness-only" => {
+                harness_only = true;
                 i += 1;
                 continue;
             }
@@ -54,12 +62,17 @@ fn main() {
         i += 2;
     }
     match (packets, conns) {
+        (Some(n), Some(m)) if harness_only => {
+            let mut b = Established::new(m);
+            let prepared = b.run(n, false);
+            println!("{{\"name\": \"prepared\", \"value\": {prepared}, \"unit\": \"packets\"}}");
+        }
         (Some(n), Some(m)) => {
             let mut b = Established::new(m);
             let forwarded = b.run(n, true);
             println!("{{\"name\": \"forwarded\", \"value\": {forwarded}, \"unit\": \"packets\"}}");
         }
-        (None, None) => suite(quick),
+        (None, None) if !harness_only => suite(quick),
         _ => {
             eprintln!("rvs-bench: --packets and --conns go together");
             std::process::exit(2);
@@ -259,18 +272,26 @@ impl Established {
             d.add_dest(&key, c).expect("dest");
         }
         let mut syn = frame([0; 4], 40000, true);
+        let mut ack = frame([0; 4], 40000, false);
         let mut mem = vec![0u8; 2048];
         for i in 0..m {
+            // The client's SYN, then the ACK that completes its handshake:
+            // the connection is ESTABLISHED before any measured packet, so
+            // every measured packet is one of an established flow.
             syn[26..30].copy_from_slice(&client(i));
             fix_ip_csum(&mut syn);
             fix_tcp_csum(&mut syn);
-            mem[HEADROOM..HEADROOM + syn.len()].copy_from_slice(&syn);
-            let mut fb = FrameBuf::new(&mut mem, HEADROOM, syn.len()).expect("buf");
-            let v = d.handle_frame(Instant::from_secs(1), &mut fb, &RxMeta::default());
-            assert!(
-                matches!(v, Verdict::Forward(_)),
-                "setup SYN {i} not forwarded: {v:?}"
-            );
+            ack[26..30].copy_from_slice(&client(i));
+            fix_ip_csum(&mut ack);
+            for (what, f) in [("SYN", &syn), ("ACK", &ack)] {
+                mem[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
+                let mut fb = FrameBuf::new(&mut mem, HEADROOM, f.len()).expect("buf");
+                let v = d.handle_frame(Instant::from_secs(1), &mut fb, &RxMeta::default());
+                assert!(
+                    matches!(v, Verdict::Forward(_)),
+                    "setup {what} {i} not forwarded: {v:?}"
+                );
+            }
         }
         assert_eq!(d.conn_count(), m as usize);
         Self {
@@ -488,6 +509,13 @@ mod tests {
     #[test]
     fn workloads_run_at_tiny_sizes() {
         let mut b = Established::new(50);
+        let now = Instant::from_secs(1);
+        assert!(
+            b.d.connections(now)
+                .iter()
+                .all(|c| c.state == "ESTABLISHED"),
+            "every measured connection is established"
+        );
         assert_eq!(b.run(500, true), 500);
         assert_eq!(b.run_batch(64, true), 64);
         for sched in NEW_CONN_SCHEDS {

@@ -21,11 +21,29 @@ fn packets_over_conns_forwards_exactly_n() {
 }
 
 #[test]
+fn harness_only_prepares_exactly_n() {
+    let out = bench(&[
+        "engine",
+        "--packets",
+        "300",
+        "--conns",
+        "20",
+        "--harness-only",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "{\"name\": \"prepared\", \"value\": 300, \"unit\": \"packets\"}\n"
+    );
+}
+
+#[test]
 fn bad_arguments_exit_2() {
     for args in [
         &["engine", "--packets", "10"][..],
         &["engine", "--packets", "x", "--conns", "2"],
         &["engine", "--frobnicate"],
+        &["engine", "--harness-only"],
         &["other"],
     ] {
         let out = bench(args);

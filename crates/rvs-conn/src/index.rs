@@ -16,7 +16,10 @@ pub(crate) struct Index {
     slots: Vec<u32>,
     mask: usize,
     used: usize,
-    id_bits: u32,
+    /// `2^id_bits - 1` and `2^id_bits` (0 for 32 bits), kept rather than
+    /// derived from `id_bits` on every probe.
+    id_mask: u32,
+    role_bit: u32,
 }
 
 impl Index {
@@ -28,18 +31,19 @@ impl Index {
             slots: vec![EMPTY; cap],
             mask: cap - 1,
             used: 0,
-            id_bits,
+            id_mask: ((1u64 << id_bits) - 1) as u32,
+            role_bit: ((1u64 << id_bits) & 0xffff_ffff) as u32,
         }
     }
 
     #[inline]
     pub(crate) fn id_mask(&self) -> u32 {
-        ((1u64 << self.id_bits) - 1) as u32
+        self.id_mask
     }
 
     #[inline]
     pub(crate) fn role_bit(&self) -> u32 {
-        ((1u64 << self.id_bits) & 0xffff_ffff) as u32
+        self.role_bit
     }
 
     /// The slot tag of `hash` for `role` (0 or 1).

@@ -212,7 +212,72 @@ impl ConnTable {
     /// SYN_SENT, SYN_RECV, SYNACK per `tcp_state_active_table`; SCTP: active
     /// in ESTABLISHED). Templates are only refreshed. An unknown id returns
     /// the all-zero `StateChange`.
+    #[inline]
     pub fn update_state(&mut self, id: ConnId, dir: Dir, flags: u8, now: Instant) -> StateChange {
+        if let Some(ch) = self.update_state_steady(id, dir, flags, now) {
+            return ch;
+        }
+        self.update_state_general(id, dir, flags, now)
+    }
+
+    /// [`Self::update_state`]'s common case, inlined into the packet path: a
+    /// TCP conn whose state the packet leaves as it is (an ACK in
+    /// ESTABLISHED) keeps its flags and only gets its timer refreshed, the
+    /// same refresh the general path makes. `None`, having changed nothing
+    /// but `now`'s tick cache, in every other case (templates, a state
+    /// change, an output packet clearing NOOUTPUT, other protocols).
+    #[inline(always)]
+    fn update_state_steady(
+        &mut self,
+        id: ConnId,
+        dir: Dir,
+        flags: u8,
+        now: Instant,
+    ) -> Option<StateChange> {
+        let now_t = self.now_ceil(now);
+        let e = entry_mut_in(&mut self.chunks, id).filter(|e| e.prev != FREE)?;
+        let c = &e.conn;
+        if c.proto != Proto::TCP || c.is_template() {
+            return None;
+        }
+        let off = if c.flags.contains(ConnFlags::NOOUTPUT) {
+            if dir == Dir::Output {
+                return None;
+            }
+            8
+        } else {
+            match dir {
+                Dir::Input => 0,
+                Dir::Output => 4,
+                Dir::InputOnly => 8,
+            }
+        };
+        let state = c.state;
+        if tcp::next(self.secure_tcp, off, flags, state) != state {
+            return None;
+        }
+        let active = !c.flags.contains(ConnFlags::INACTIVE);
+        let to = self.ticks.for_state(Proto::TCP, state);
+        let embryo = tcp::is_embryonic(state);
+        if let Some(deadline) = refresh_entry(e, to, embryo, now_t) {
+            self.refile(id, deadline, embryo);
+        }
+        Some(StateChange {
+            old: state,
+            new: state,
+            was_active: active,
+            is_active: active,
+        })
+    }
+
+    /// [`Self::update_state`] in full.
+    fn update_state_general(
+        &mut self,
+        id: ConnId,
+        dir: Dir,
+        flags: u8,
+        now: Instant,
+    ) -> StateChange {
         let now_t = self.now_ceil(now);
         let secure = self.secure_tcp;
         let established_only = self.established_only;
@@ -519,7 +584,11 @@ impl ConnTable {
     /// kernel's retry with `cport = 0`. Unlike the kernel, a conn whose
     /// cport is really 0 (no `NO_CPORT` flag) is found by an exact lookup
     /// with cport 0, so port-less protocols work.
-    #[inline]
+    ///
+    /// Inlined always: it is the first thing every packet does, and its
+    /// arguments are cheaper in registers than passed through memory. The
+    /// `NO_CPORT` retry is out of line.
+    #[inline(always)]
     pub fn lookup_in(
         &self,
         zone: ZoneId,
@@ -531,9 +600,22 @@ impl ConnTable {
     ) -> Option<ConnId> {
         let found = self.find_in(zone, proto, caddr, cport, vaddr, vport, false);
         if found.is_none() && self.no_cport != 0 && cport != 0 {
-            return self.find_in(zone, proto, caddr, 0, vaddr, vport, true);
+            return self.lookup_in_no_cport(zone, proto, caddr, vaddr, vport);
         }
         found
+    }
+
+    /// [`Self::lookup_in`]'s retry for a `NO_CPORT` conn.
+    #[inline(never)]
+    fn lookup_in_no_cport(
+        &self,
+        zone: ZoneId,
+        proto: Proto,
+        caddr: &Addr,
+        vaddr: &Addr,
+        vport: u16,
+    ) -> Option<ConnId> {
+        self.find_in(zone, proto, caddr, 0, vaddr, vport, true)
     }
 
     /// [`Self::lookup_in`] for a batch of packets: hashes all keys and
@@ -790,7 +872,7 @@ impl ConnTable {
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn find_in(
         &self,
         zone: ZoneId,
@@ -813,7 +895,7 @@ impl ConnTable {
         self.find_in_hashed(h, &key, no_cport_only)
     }
 
-    #[inline]
+    #[inline(always)]
     fn find_in_hashed(&self, h: u64, k: &InKey, no_cport_only: bool) -> Option<ConnId> {
         let (zone, proto, caddr, cport, vaddr, vport) =
             (k.zone, k.proto, &k.caddr, k.cport, &k.vaddr, k.vport);
@@ -836,21 +918,22 @@ impl ConnTable {
     }
 
     /// Stores a refreshed deadline; moves the entry in the wheel only when
-    /// the deadline got earlier or its evictability changed.
+    /// the deadline got earlier or its evictability changed (out of line:
+    /// the per-packet refresh of a steady conn only stores).
     #[inline]
     fn refresh(&mut self, id: ConnId, to: u32, embryo: bool, now_t: u64) {
-        let deadline = (now_t as u32).wrapping_add(to);
         let Some(e) = self.entry_mut(id) else {
             return;
         };
-        let was_embryo = e.timeout & EMBRYO != 0;
-        let earlier = before(deadline, e.deadline);
-        e.deadline = deadline;
-        e.timeout = to | if embryo { EMBRYO } else { 0 };
-        if earlier || was_embryo != embryo {
-            self.unlink(id);
-            self.file(id, deadline, self.cur, embryo);
+        if let Some(deadline) = refresh_entry(e, to, embryo, now_t) {
+            self.refile(id, deadline, embryo);
         }
+    }
+
+    #[inline(never)]
+    fn refile(&mut self, id: ConnId, deadline: u32, embryo: bool) {
+        self.unlink(id);
+        self.file(id, deadline, self.cur, embryo);
     }
 
     /// Links `id` into the slot of `deadline` (or of `floor` if that is
@@ -1122,6 +1205,19 @@ fn entry_in(chunks: &[Chunk], id: ConnId) -> Option<&Entry> {
 fn entry_mut_in(chunks: &mut [Chunk], id: ConnId) -> Option<&mut Entry> {
     let chunk = chunks.get_mut((id >> CHUNK_BITS) as usize)?;
     Some(&mut chunk[id as usize & (CHUNK - 1)])
+}
+
+/// [`ConnTable::refresh`]'s stores: the new deadline and timeout. Returns the
+/// deadline when the entry must be re-filed in the wheel (the deadline got
+/// earlier, or the entry's evictability changed).
+#[inline(always)]
+fn refresh_entry(e: &mut Entry, to: u32, embryo: bool, now_t: u64) -> Option<u32> {
+    let deadline = (now_t as u32).wrapping_add(to);
+    let was_embryo = e.timeout & EMBRYO != 0;
+    let earlier = before(deadline, e.deadline);
+    e.deadline = deadline;
+    e.timeout = to | if embryo { EMBRYO } else { 0 };
+    (earlier || was_embryo != embryo).then_some(deadline)
 }
 
 /// Whether a conn may be evicted under pressure: a TCP conn that has not

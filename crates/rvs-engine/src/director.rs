@@ -13,7 +13,7 @@ use hashbrown::HashMap;
 use rvs_conn::{Conn, ConnFlags, ConnId, ConnTable, Dir, ExpireAction, TableConfig, Timeouts};
 use rvs_sched::{SchedInput, SchedParams};
 use rvs_types::{Addr, Af, Instant, Proto, ZoneId};
-use rvs_wire::{Frag, FrameBuf, PacketInfo, Parsed};
+use rvs_wire::{FlowV4, Frag, FrameBuf, PacketInfo, Parsed};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -109,6 +109,15 @@ pub enum Event {
     ConnNew(ConnId, Conn),
     /// A connection was removed (expired, evicted or flushed).
     ConnGone(ConnId, Conn),
+}
+
+/// A frame of [`Director::handle_batch`] after its parse.
+#[derive(Clone, Copy)]
+enum Prepared {
+    /// Taken by [`rvs_wire::parse_flow_v4`].
+    Flow(FlowV4),
+    /// Through [`rvs_wire::parse_frame`].
+    Full(Result<Parsed, rvs_wire::Error>),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -353,6 +362,25 @@ impl Director {
         frame: &mut FrameBuf<'_>,
         meta: &RxMeta,
     ) -> Verdict {
+        // Most frames are untagged IPv4 TCP/UDP of a known connection: the
+        // compact parse and the established fast path first.
+        if let Some(flow) = rvs_wire::parse_flow_v4(frame.data()) {
+            return self.handle_flow_v4(now, frame, &flow, meta);
+        }
+        let parsed = rvs_wire::parse_frame(frame.data());
+        self.handle_parsed(now, frame, &parsed, meta)
+    }
+
+    /// [`Self::handle_frame`] without the established fast path: every frame
+    /// through the full parse and the general packet path. The same result
+    /// by contract; for tests that prove it.
+    #[doc(hidden)]
+    pub fn handle_frame_general(
+        &mut self,
+        now: Instant,
+        frame: &mut FrameBuf<'_>,
+        meta: &RxMeta,
+    ) -> Verdict {
         let parsed = rvs_wire::parse_frame(frame.data());
         self.handle_parsed(now, frame, &parsed, meta)
     }
@@ -375,10 +403,24 @@ impl Director {
         let mut start = 0;
         while start < n {
             let end = (start + B).min(n);
-            let mut parsed: [Option<Result<Parsed, rvs_wire::Error>>; B] = [None; B];
+            let mut parsed: [Option<Prepared>; B] = [None; B];
             let mut keys = [rvs_conn::InKey::default(); B];
             let mut nkeys = 0;
             for i in start..end {
+                // As handle_frame: the compact parse first.
+                if let Some(f) = rvs_wire::parse_flow_v4(frames[i].data()) {
+                    keys[nkeys] = rvs_conn::InKey {
+                        zone: metas[i].zone,
+                        proto: f.proto,
+                        caddr: Addr::v4(f.src),
+                        cport: f.sport,
+                        vaddr: Addr::v4(f.dst),
+                        vport: f.dport,
+                    };
+                    nkeys += 1;
+                    parsed[i - start] = Some(Prepared::Flow(f));
+                    continue;
+                }
                 let p = rvs_wire::parse_frame(frames[i].data());
                 if let Ok(Parsed::Ip(info)) = &p
                     && matches!(info.proto, Proto::TCP | Proto::UDP | Proto::SCTP)
@@ -393,7 +435,7 @@ impl Director {
                     };
                     nkeys += 1;
                 }
-                parsed[i - start] = Some(p);
+                parsed[i - start] = Some(Prepared::Full(p));
             }
             // Warms the cache lines of every lookup of the batch; the
             // results are not used, because handling an earlier frame may
@@ -402,10 +444,20 @@ impl Director {
             self.conns
                 .lookup_in_batch(&keys[..nkeys], &mut found[..nkeys]);
             for i in start..end {
-                let p = parsed[i - start]
-                    .take()
-                    .unwrap_or(Err(rvs_wire::Error::Truncated));
-                verdicts[i] = self.handle_parsed(now, &mut frames[i], &p, &metas[i]);
+                verdicts[i] = match parsed[i - start].take() {
+                    Some(Prepared::Flow(f)) => {
+                        self.handle_flow_v4(now, &mut frames[i], &f, &metas[i])
+                    }
+                    Some(Prepared::Full(p)) => {
+                        self.handle_parsed(now, &mut frames[i], &p, &metas[i])
+                    }
+                    None => self.handle_parsed(
+                        now,
+                        &mut frames[i],
+                        &Err(rvs_wire::Error::Truncated),
+                        &metas[i],
+                    ),
+                };
             }
             start = end;
         }
@@ -432,10 +484,60 @@ impl Director {
         if info.frag != Frag::None {
             return self.drop(DropReason::Fragment);
         }
+        let found = self.conns.lookup_in(
+            meta.zone, info.proto, &info.src, info.sport, &info.dst, info.dport,
+        );
+        self.handle_looked_up(now, frame, info, meta, found)
+    }
+
+    /// The established fast path: [`Self::handle_parsed`] for a frame that
+    /// [`rvs_wire::parse_flow_v4`] took. A packet of a NAT or DR connection
+    /// that needs only its state update, counters and rewrite (not a
+    /// new-connection attempt, no removed real server to check for, L4
+    /// checksums not verified on established flows) is handled here without
+    /// a [`PacketInfo`]; anything else goes on with the flow's `PacketInfo`
+    /// and the lookup already made, so every verdict, counter and byte is
+    /// the one `handle_parsed` gives.
+    #[inline(always)]
+    fn handle_flow_v4(
+        &mut self,
+        now: Instant,
+        frame: &mut FrameBuf<'_>,
+        flow: &FlowV4,
+        meta: &RxMeta,
+    ) -> Verdict {
+        let found = self.conns.lookup_in(
+            meta.zone,
+            flow.proto,
+            &Addr::v4(flow.src),
+            flow.sport,
+            &Addr::v4(flow.dst),
+            flow.dport,
+        );
+        if let Some(id) = found
+            && self.topo.trash.is_empty()
+            && !(flow.proto == Proto::TCP && tcp_new_conn(flow.tcp_flags))
+            && self.cfg.checksums != ChecksumPolicy::All
+            && let Some(v) = self.forward_in_v4(now, frame, flow, id)
+        {
+            return v;
+        }
+        let info = flow.info();
+        self.handle_looked_up(now, frame, &info, meta, found)
+    }
+
+    /// [`Self::handle_parsed`] after the in-direction lookup (`found`).
+    #[inline]
+    fn handle_looked_up(
+        &mut self,
+        now: Instant,
+        frame: &mut FrameBuf<'_>,
+        info: &PacketInfo,
+        meta: &RxMeta,
+        found: Option<ConnId>,
+    ) -> Verdict {
         let zone = meta.zone;
-        if let Some(id) = self.conns.lookup_in(
-            zone, info.proto, &info.src, info.sport, &info.dst, info.dport,
-        ) {
+        if let Some(id) = found {
             // Fast path: neither a new-connection attempt nor a removed real
             // server to check for (the trash is empty).
             if self.topo.trash.is_empty() && !is_new_conn(frame.data(), info) {
@@ -913,14 +1015,7 @@ impl Director {
             Dir::InputOnly
         };
         self.update_state(now, frame.data(), info, id, dir, dest_id);
-        let bytes = info.l3_len as usize;
-        if let Some(d) = self.topo.dest_mut(dest_id) {
-            d.stats.count_in(bytes);
-        }
-        if let Some(s) = self.topo.service_mut(svc) {
-            s.stats.count_in(bytes);
-        }
-        self.totals.count_in(bytes);
+        self.count_in(dest_id, svc, info.l3_len);
         let forward = Verdict::Forward(Forward {
             next_hop: daddr,
             conn: id,
@@ -940,6 +1035,71 @@ impl Director {
             rvs_conn::Fwd::Local => self.pass(),
             _ => forward,
         }
+    }
+
+    /// [`Self::forward_in`] on the established fast path, for NAT and DR
+    /// connections (`None`, having changed nothing, for the others).
+    #[inline(always)]
+    fn forward_in_v4(
+        &mut self,
+        now: Instant,
+        frame: &mut FrameBuf<'_>,
+        flow: &FlowV4,
+        id: ConnId,
+    ) -> Option<Verdict> {
+        let c = self.conns.get(id)?;
+        let (fwd, daddr, dport, dest_id, svc) = (c.fwd, c.daddr, c.dport, c.dest, c.svc);
+        let dir = match fwd {
+            rvs_conn::Fwd::Masq => Dir::Input,
+            rvs_conn::Fwd::Route => Dir::InputOnly,
+            _ => return None,
+        };
+        self.update_state_event(now, id, dir, dest_id, flow.proto, flow.tcp_flags);
+        self.count_in(dest_id, svc, flow.l3_len);
+        let forward = Verdict::Forward(Forward {
+            next_hop: daddr,
+            conn: id,
+            dir: Direction::ToServer,
+        });
+        if fwd == rvs_conn::Fwd::Route {
+            return Some(forward);
+        }
+        Some(
+            match rvs_wire::rewrite::set_dst_v4(frame.data_mut(), flow, daddr, dport) {
+                Ok(()) => forward,
+                Err(e) => self.drop(e.into()),
+            },
+        )
+    }
+
+    /// Counts a packet toward a real server: its dest's, its service's and
+    /// the director's counters.
+    #[inline]
+    fn count_in(&mut self, dest_id: u32, svc: u32, l3_len: u16) {
+        let bytes = usize::from(l3_len);
+        // The common case in one walk: a live dest of the conn's own
+        // service (the dest and the service counted through one lookup of
+        // each, where dest_mut and service_mut would repeat them).
+        if let Some(&Loc::Live { svc: s, pos }) = self.topo.dest_loc.get(dest_id as usize)
+            && s == svc
+            && let Some(service) = self
+                .topo
+                .services
+                .get_mut(s as usize)
+                .and_then(|x| x.as_deref_mut())
+            && let Some(d) = service.dests.get_mut(pos as usize)
+        {
+            d.stats.count_in(bytes);
+            service.stats.count_in(bytes);
+        } else {
+            if let Some(d) = self.topo.dest_mut(dest_id) {
+                d.stats.count_in(bytes);
+            }
+            if let Some(s) = self.topo.service_mut(svc) {
+                s.stats.count_in(bytes);
+            }
+        }
+        self.totals.count_in(bytes);
     }
 
     fn forward_ops(
@@ -1034,12 +1194,28 @@ impl Director {
         dir: Dir,
         dest_id: u32,
     ) {
-        let change = match info.proto {
-            Proto::TCP => Some(self.conns.update_state(id, dir, info.tcp_flags, now)),
-            Proto::SCTP => {
-                let chunk = sctp_chunk(frame, info).unwrap_or(0);
-                Some(self.conns.update_state_sctp(id, dir, chunk, now))
-            }
+        let event = match info.proto {
+            Proto::SCTP => sctp_chunk(frame, info).unwrap_or(0),
+            _ => info.tcp_flags,
+        };
+        self.update_state_event(now, id, dir, dest_id, info.proto, event);
+    }
+
+    /// [`Self::update_state`] with the packet's state event: the TCP flags,
+    /// or the SCTP packet's first chunk type.
+    #[inline(always)]
+    fn update_state_event(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        dir: Dir,
+        dest_id: u32,
+        proto: Proto,
+        event: u8,
+    ) {
+        let change = match proto {
+            Proto::TCP => Some(self.conns.update_state(id, dir, event, now)),
+            Proto::SCTP => Some(self.conns.update_state_sctp(id, dir, event, now)),
             _ => {
                 self.conns.touch(id, now);
                 None
@@ -1049,11 +1225,18 @@ impl Director {
         if let Some(ch) = change
             && ch.was_active != ch.is_active
         {
-            if let Some(d) = self.topo.dest_mut(dest_id) {
-                d.move_active(ch.was_active, ch.is_active);
-            }
-            self.topo.counts_changed(dest_id);
+            self.move_active(dest_id, ch.was_active, ch.is_active);
         }
+    }
+
+    /// Moves a dest's connection between its active and inactive counts
+    /// (out of line: most packets change nothing).
+    #[inline(never)]
+    fn move_active(&mut self, dest_id: u32, was_active: bool, is_active: bool) {
+        if let Some(d) = self.topo.dest_mut(dest_id) {
+            d.move_active(was_active, is_active);
+        }
+        self.topo.counts_changed(dest_id);
     }
 
     /// TUN: encapsulate per the real server's tunnel settings, or answer a
@@ -1602,10 +1785,16 @@ fn validate_dest(key: &ServiceKey, cfg: &DestConfig) -> Result<(), ConfigError> 
 /// IPVS `is_new_conn`: a TCP SYN without ACK/FIN/RST, or an SCTP INIT.
 fn is_new_conn(frame: &[u8], info: &PacketInfo) -> bool {
     match info.proto {
-        Proto::TCP => info.tcp_flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST) == TCP_SYN,
+        Proto::TCP => tcp_new_conn(info.tcp_flags),
         Proto::SCTP => sctp_chunk(frame, info) == Some(SCTP_INIT),
         _ => false,
     }
+}
+
+/// [`is_new_conn`] for TCP: SYN without ACK/FIN/RST.
+#[inline]
+fn tcp_new_conn(flags: u8) -> bool {
+    flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST) == TCP_SYN
 }
 
 /// Flag combinations no TCP stack sends: SYN with FIN or RST, or none at all.

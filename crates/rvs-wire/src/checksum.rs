@@ -66,6 +66,35 @@ pub fn sum_array<const N: usize>(data: &[u8; N]) -> u32 {
     (acc as u32 >> 16) + (acc as u32 & 0xffff)
 }
 
+/// Whether `data`, a header including its checksum field (IPv4: 20 bytes),
+/// verifies: `verifies(sum_array(data))`, in fewer instructions (the IPv4
+/// header check of every packet).
+///
+/// Folding a ones'-complement sum of a positive integer `S` gives the
+/// value in `1..=0xffff` congruent to `S` modulo 0xffff, so the sum
+/// verifies (folds to 0xffff) exactly when `S > 0` and `S % 0xffff == 0`,
+/// and `S` may be any integer congruent to the sum of the 16-bit words: a
+/// plain sum of the 32-bit words (`hi * 0x10000 + lo ≡ hi + lo`). In native
+/// byte order, without the swaps: swapping the bytes of a word multiplies
+/// it by 0x100 modulo 0xffff (RFC 1071 §2(B)), which is prime to 0xffff,
+/// so divisibility is the same either way (and so is `S > 0`).
+#[inline(always)]
+pub fn verifies_array<const N: usize>(data: &[u8; N]) -> bool {
+    const { assert!(N.is_multiple_of(4)) };
+    let mut acc: u64 = 0;
+    let mut i = 0;
+    while i + 4 <= N {
+        acc += u64::from(u32::from_ne_bytes([
+            data[i],
+            data[i + 1],
+            data[i + 2],
+            data[i + 3],
+        ]));
+        i += 4;
+    }
+    acc != 0 && acc.is_multiple_of(0xffff)
+}
+
 /// Adds two unfolded sums (ones'-complement addition with end-around carry).
 #[inline]
 pub fn add(a: u32, b: u32) -> u32 {
@@ -322,6 +351,41 @@ mod tests {
         let c = sctp_crc32c(&p);
         p[8..12].fill(0);
         assert_eq!(c, crc32c::crc32c(&p));
+    }
+
+    #[test]
+    fn verifies_array_matches_verifies_sum() {
+        // Random headers, and each fixed up to verify: the native-endian
+        // shortcut agrees with the big-endian sum both ways.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for round in 0..20_000 {
+            let mut h = [0u8; 20];
+            for b in &mut h {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            if round % 2 == 0 {
+                h[10] = 0;
+                h[11] = 0;
+                let c = checksum(&h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            match round % 21 {
+                0 => h = [0; 20],
+                7 => h = [0xff; 20],
+                14 => {
+                    // A header whose only non-zero word is 0xffff (a
+                    // multiple of 0xffff that is not all ones per word).
+                    h = [0; 20];
+                    h[2 * (round / 21 % 10)] = 0xff;
+                    h[2 * (round / 21 % 10) + 1] = 0xff;
+                }
+                _ => {}
+            }
+            assert_eq!(verifies_array(&h), verifies(sum(&h)), "{h:02x?}");
+        }
     }
 
     #[test]

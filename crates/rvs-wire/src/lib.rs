@@ -10,6 +10,9 @@
 //! - [`parse_frame`] / [`verify_l4_checksum`]: the one-pass parser (about
 //!   180 instructions for Ethernet + IPv4 + TCP, see
 //!   `examples/wire_speed.rs`) and the L4 checksum check.
+//! - [`parse_flow_v4`] / [`set_dst_v4`]: the established fast path's
+//!   compact parse ([`FlowV4`]: an untagged, option-less, unfragmented
+//!   IPv4 TCP/UDP packet at fixed offsets, the same checks) and its DNAT.
 //! - [`rewrite`]: NAT in place ([`set_src`], [`set_dst`],
 //!   [`set_icmp_error`], [`set_macs`], [`swap_macs`]), checksums updated
 //!   incrementally with [`checksum`] (RFC 1624).
@@ -50,8 +53,8 @@ mod tests;
 pub use encap::{TunnelInfo, TunnelKind, decapsulate, encap_len, encapsulate, parse_tunnel};
 pub use frame::FrameBuf;
 pub use icmp::{build_icmp_error, build_too_big, build_unreachable};
-pub use parse::{parse_frame, verify_l4_checksum};
-pub use rewrite::{Side, set_dst, set_icmp_error, set_macs, set_src, swap_macs};
+pub use parse::{parse_flow_v4, parse_frame, verify_l4_checksum};
+pub use rewrite::{Side, set_dst, set_dst_v4, set_icmp_error, set_macs, set_src, swap_macs};
 
 use rvs_types::{Addr, Af, Proto};
 use std::fmt;
@@ -177,6 +180,60 @@ impl PacketInfo {
     #[inline]
     pub fn l3_end(&self) -> usize {
         self.l3_off as usize + self.l3_len as usize
+    }
+}
+
+/// The established fast path's view of a frame (see [`parse_flow_v4`]): an
+/// untagged Ethernet frame carrying an unfragmented IPv4 TCP or UDP packet
+/// without IP options, so every offset is fixed (IP header at 14, L4
+/// header at 34) and only the 5-tuple, the TCP flags, the TTL and the IP
+/// length need carrying. It holds exactly what [`parse_frame`] would find:
+/// [`FlowV4::info`] gives the same [`PacketInfo`].
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct FlowV4 {
+    /// Source address.
+    pub src: [u8; 4],
+    /// Destination address.
+    pub dst: [u8; 4],
+    /// L4 source port.
+    pub sport: u16,
+    /// L4 destination port.
+    pub dport: u16,
+    /// [`Proto::TCP`] or [`Proto::UDP`].
+    pub proto: Proto,
+    /// TCP flags byte (0 for UDP).
+    pub tcp_flags: u8,
+    /// TTL.
+    pub ttl: u8,
+    /// IP total length.
+    pub l3_len: u16,
+}
+
+impl FlowV4 {
+    /// Offset of the IP header.
+    pub const L3_OFF: u16 = ethernet::HEADER_LEN as u16;
+    /// Offset of the L4 header.
+    pub const L4_OFF: u16 = Self::L3_OFF + ipv4::MIN_HEADER_LEN as u16;
+
+    /// The [`PacketInfo`] [`parse_frame`] gives for the same frame.
+    #[inline]
+    pub fn info(&self) -> PacketInfo {
+        PacketInfo {
+            vlan: None,
+            l3_off: Self::L3_OFF,
+            l4_off: Self::L4_OFF,
+            l3_len: self.l3_len,
+            af: Af::V4,
+            proto: self.proto,
+            src: Addr::v4(self.src),
+            dst: Addr::v4(self.dst),
+            sport: self.sport,
+            dport: self.dport,
+            tcp_flags: self.tcp_flags,
+            ttl: self.ttl,
+            frag: Frag::None,
+            icmp: None,
+        }
     }
 }
 

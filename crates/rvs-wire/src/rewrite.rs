@@ -9,7 +9,7 @@
 //! The IPv4 header checksum is always updated incrementally too.
 
 use crate::checksum::{self, Delta};
-use crate::{Error, Frag, PacketInfo, tcp, udp};
+use crate::{Error, FlowV4, Frag, PacketInfo, tcp, udp};
 use rvs_types::{Addr, Af, Proto};
 
 /// Which end of a packet to rewrite.
@@ -59,7 +59,16 @@ fn set_addr_port(
     }
     if info.af == Af::V4 && info.frag == Frag::None && matches!(info.proto, Proto::TCP | Proto::UDP)
     {
-        return set_v4_fast(frame, info, side, addr, port);
+        return set_v4_fast(
+            frame,
+            usize::from(info.l3_off),
+            usize::from(info.l4_off),
+            info.l3_end(),
+            info.proto == Proto::TCP,
+            side,
+            addr,
+            port,
+        );
     }
     let l3_off = usize::from(info.l3_off);
     let l4_off = usize::from(info.l4_off);
@@ -132,6 +141,26 @@ fn set_addr_port(
     Ok(())
 }
 
+/// [`set_dst`] for a packet parsed by [`crate::parse_flow_v4`]: the same
+/// checks and the same result as `set_dst(frame, &flow.info(), addr,
+/// port)`, with the offsets fixed at compile time (the established fast
+/// path's rewrite; inlined always, into that path).
+#[inline(always)]
+pub fn set_dst_v4(frame: &mut [u8], flow: &FlowV4, addr: Addr, port: u16) -> Result<(), Error> {
+    if !addr.is_v4() {
+        return Err(Error::Unsupported);
+    }
+    let (l3, l4) = (usize::from(FlowV4::L3_OFF), usize::from(FlowV4::L4_OFF));
+    let l3_end = l3 + usize::from(flow.l3_len);
+    // One call per protocol, so that the header length is a constant too:
+    // after set_v4_fast's one length check every index is known in bounds.
+    if flow.proto == Proto::TCP {
+        set_v4_fast(frame, l3, l4, l3_end, true, Side::Dst, addr, port)
+    } else {
+        set_v4_fast(frame, l3, l4, l3_end, false, Side::Dst, addr, port)
+    }
+}
+
 /// Bytes of L4 header [`set_dst`] / [`set_src`] touch.
 #[inline]
 fn l4_need(info: &PacketInfo) -> usize {
@@ -160,23 +189,25 @@ fn port_of(info: &PacketInfo, side: Side) -> u16 {
 /// packet. Same checks and results, written with 32-bit words: one RFC 1624
 /// update of the IPv4 header checksum for the address, one of the L4
 /// checksum for address and port together.
-#[inline]
+/// Inlined always, so that [`set_dst_v4`]'s constant offsets fold in.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn set_v4_fast(
     frame: &mut [u8],
-    info: &PacketInfo,
+    l3: usize,
+    l4: usize,
+    l3_end: usize,
+    tcp: bool,
     side: Side,
     addr: Addr,
     port: u16,
 ) -> Result<(), Error> {
-    let l3 = usize::from(info.l3_off);
-    let l4 = usize::from(info.l4_off);
-    let tcp = info.proto == Proto::TCP;
     let (csum_off, need) = if tcp {
         (tcp::CHECKSUM_OFF, 20)
     } else {
         (udp::CHECKSUM_OFF, 8)
     };
-    if l3 + 20 > l4 || l4 + need > info.l3_end() || info.l3_end() > frame.len() {
+    if l3 + 20 > l4 || l4 + need > l3_end || l3_end > frame.len() {
         return Err(Error::Truncated);
     }
     let (aoff, poff) = match side {
