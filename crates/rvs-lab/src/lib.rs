@@ -657,6 +657,17 @@ impl Topology {
         })
     }
 
+    /// Starts a TCP echo server (socat, one child per connection) on
+    /// `port` of every real server.
+    pub fn tcp_echo(&mut self, port: u16) -> Result<(), String> {
+        let listen = format!("TCP-LISTEN:{port},fork,reuseaddr");
+        for k in 1..=self.servers {
+            self.lab
+                .spawn(&format!("s{k}"), &["socat", &listen, "EXEC:cat"], None)?;
+        }
+        Ok(())
+    }
+
     /// Sends ipvsadm command lines to rvsd (all or nothing).
     pub fn ipvsadm(&self, lines: &[&str]) -> Result<(), String> {
         let mut cmds = Vec::new();

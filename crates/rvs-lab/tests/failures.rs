@@ -59,15 +59,7 @@ fn quiescent_and_removed_servers_keep_streams_and_bad_traffic_is_counted() {
     }
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rvs-lab"));
     let mut t = Topology::build(&exe, 2).unwrap();
-    for s in ["s1", "s2"] {
-        t.lab
-            .spawn(
-                s,
-                &["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"],
-                None,
-            )
-            .unwrap();
-    }
+    t.tcp_echo(7000).unwrap();
     t.ipvsadm(&[
         &format!("-A -t {VIP_NAT}:7000 -s rr"),
         &format!("-a -t {VIP_NAT}:7000 -r {}:7000 -m", rip(1)),
@@ -183,15 +175,7 @@ fn quiescent_and_removed_servers_keep_streams_and_bad_traffic_is_counted() {
 fn stream_to_a_removed_server(director: &str) -> (Topology, String, rvsd::proto::DaemonStats) {
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rvs-lab"));
     let mut t = Topology::build_full(&exe, 2, rvs_lab::Http::Python, director).unwrap();
-    for s in ["s1", "s2"] {
-        t.lab
-            .spawn(
-                s,
-                &["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"],
-                None,
-            )
-            .unwrap();
-    }
+    t.tcp_echo(7000).unwrap();
     t.ipvsadm(&[
         &format!("-A -t {VIP_NAT}:7000 -s rr"),
         &format!("-a -t {VIP_NAT}:7000 -r {}:7000 -m", rip(1)),

@@ -25,15 +25,7 @@ fn connections_listed_zeroed_and_table_saved_cleared_restored() {
     }
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rvs-lab"));
     let mut t = Topology::build(&exe, 2).unwrap();
-    for s in ["s1", "s2"] {
-        t.lab
-            .spawn(
-                s,
-                &["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"],
-                None,
-            )
-            .unwrap();
-    }
+    t.tcp_echo(7000).unwrap();
     t.ipvsadm(&[
         &format!("-A -t {VIP_NAT}:80 -s wrr"),
         &format!("-a -t {VIP_NAT}:80 -r {}:8080 -m -w 2", rip(1)),

@@ -107,20 +107,6 @@ impl Supervisor {
         Ok(n)
     }
 
-    /// The current state of every check.
-    pub fn states(&self) -> Vec<(CheckKey, CheckState)> {
-        let Ok(st) = self.state.lock() else {
-            return Vec::new();
-        };
-        checks(&st.plan)
-            .into_iter()
-            .map(|k| {
-                let s = st.health.get(&k);
-                (k, s)
-            })
-            .collect()
-    }
-
     /// Stops following the checks; runs the `omega` notifications.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
