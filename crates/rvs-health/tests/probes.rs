@@ -27,7 +27,8 @@ async fn tcp_up_and_refused() {
     let addr = l.local_addr().unwrap();
     let s = spec(CheckKind::Tcp, common(1000));
     assert_eq!(probe(addr, &s).await, ProbeResult::Up);
-    let closed: SocketAddr = ([127, 0, 0, 1], closed_port()).into();
+    let closed_guard = closed_port();
+    let closed = closed_guard.addr();
     let r = probe(closed, &s).await;
     assert!(is_down(&r, "refused"), "{r:?}");
 }
@@ -40,11 +41,13 @@ async fn tcp_connect_port_overrides_and_source_binding() {
     // the real server's port is closed; connect_port points at the listener
     c.connect_port = Some(port);
     c.bindto = Some("127.0.0.2".parse().unwrap());
-    let src_port = closed_port();
+    let src_guard = closed_port();
+    let src_port = src_guard.port();
     c.bind_port = Some(src_port);
     c.fwmark = Some(7);
     let s = spec(CheckKind::Tcp, c);
-    let real: SocketAddr = ([127, 0, 0, 1], closed_port()).into();
+    let real_guard = closed_port();
+    let real = real_guard.addr();
     let (r, acc) = tokio::join!(probe(real, &s), l.accept());
     assert_eq!(r, ProbeResult::Up);
     let peer = acc.unwrap().1;
@@ -245,7 +248,8 @@ async fn http_silent_server_times_out() {
         "{:?}",
         t.elapsed()
     );
-    let closed: SocketAddr = ([127, 0, 0, 1], closed_port()).into();
+    let closed_guard = closed_port();
+    let closed = closed_guard.addr();
     assert!(is_down(&probe(closed, &s).await, "refused"));
 }
 
@@ -370,7 +374,8 @@ fn udp(payload: &[u8], require: Option<&[u8]>) -> UdpCheck {
 async fn udp_without_require_reply() {
     let echo = udp_server(|d| Some(d.to_vec())).await;
     let silent = udp_server(|_| None).await;
-    let closed: SocketAddr = ([127, 0, 0, 1], closed_port()).into();
+    let closed_guard = closed_port();
+    let closed = closed_guard.addr();
     let s = spec(CheckKind::Udp(udp(b"ping", None)), common(300));
     assert_eq!(probe(echo, &s).await, ProbeResult::Up);
     // silence passes: only an ICMP unreachable fails
@@ -383,7 +388,8 @@ async fn udp_without_require_reply() {
 async fn udp_with_require_reply() {
     let pong = udp_server(|d| (d == b"ping").then(|| b"pong and more".to_vec())).await;
     let silent = udp_server(|_| None).await;
-    let closed: SocketAddr = ([127, 0, 0, 1], closed_port()).into();
+    let closed_guard = closed_port();
+    let closed = closed_guard.addr();
     let s = spec(CheckKind::Udp(udp(b"ping", Some(b"pong"))), common(300));
     assert_eq!(probe(pong, &s).await, ProbeResult::Up);
     let r = probe(silent, &s).await;
@@ -488,7 +494,8 @@ async fn dns_servfail_wrong_id_and_closed_fail() {
     let wrong_id = udp_server(|q| Some(dns_reply(q, parse_query(q)?.0 ^ 1, 0))).await;
     let r = probe(wrong_id, &s).await;
     assert!(is_down(&r, "no DNS reply"), "{r:?}");
-    let closed: SocketAddr = ([127, 0, 0, 1], closed_port()).into();
+    let closed_guard = closed_port();
+    let closed = closed_guard.addr();
     assert!(is_down(&probe(closed, &s).await, "port unreachable"));
 }
 

@@ -50,14 +50,45 @@ pub fn spec(kind: CheckKind, common: Common) -> CheckSpec {
     CheckSpec { kind, common }
 }
 
-/// A port nothing listens on (TCP and UDP): bound, then closed.
-pub fn closed_port() -> u16 {
-    let l = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let t = std::net::TcpListener::bind(("127.0.0.1", l.local_addr().unwrap().port()));
-    let p = l.local_addr().unwrap().port();
-    drop(t);
-    drop(l);
-    p
+/// A loopback port nothing answers on, TCP and UDP, held for as long as the
+/// guard lives so that no other test's ephemeral bind can take it: a TCP
+/// socket bound without `listen` (a SYN gets a reset), and a UDP socket bound
+/// and connected to port 9 (datagrams from anyone else find no socket and get
+/// ICMP port unreachable).
+pub struct ClosedPort {
+    _tcp: socket2::Socket,
+    _udp: std::net::UdpSocket,
+    port: u16,
+}
+
+impl ClosedPort {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+}
+
+pub fn closed_port() -> ClosedPort {
+    use socket2::{Domain, Protocol, Socket, Type};
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let tcp = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        let at: SocketAddr = ([127, 0, 0, 1], port).into();
+        if tcp.bind(&at.into()).is_err() {
+            continue;
+        }
+        udp.connect("127.0.0.1:9").unwrap();
+        return ClosedPort {
+            _tcp: tcp,
+            _udp: udp,
+            port,
+        };
+    }
+    panic!("no loopback port free for both TCP and UDP in 100 tries");
 }
 
 /// How the HTTP test server answers a path.
