@@ -11,7 +11,13 @@
 //! the real-server side) received frames. (veth in generic XDP mode takes
 //! the sender's transmit queue number minus one as the receive queue:
 //! transmit queues 0 and 1 land on 0, 2 on 1, 3 on 2, so the last queue
-//! stays idle; see ARCHITECTURE.md, "Multi-queue".) Skipped, with the reason, when not
+//! stays idle; see ARCHITECTURE.md, "Multi-queue".) rvsd runs one worker
+//! per queue (4): frames a worker does not own (owner: a hash of the
+//! client's /24) cross to their owner through the hand-off rings, so a
+//! persistent service with `-M 255.255.255.0` sends every connection of the
+//! client to one real server, NAT replies arriving on other queues are
+//! answered, the hand-off counters grow, `-L -c` lists every worker's
+//! connections and `-Z` zeroes every worker's counters. Skipped, with the reason, when not
 //! root. Nothing is attached to the root namespace's interfaces, no lab
 //! address is seen on them, and no namespace is left behind.
 
@@ -28,6 +34,8 @@ const CONNS: usize = 200;
 const CONNS6: usize = 60;
 /// UDP exchanges through NAT.
 const UDP: usize = 40;
+/// Connections to the persistent service.
+const PERSIST: usize = 80;
 
 /// A capture on every root-namespace interface (not promiscuous) of the
 /// lab's addresses; killed (by its own pid) when dropped. It sees what the
@@ -104,6 +112,14 @@ fn queue_rx(t: &Topology) -> BTreeMap<(String, u32), u64> {
     }
 }
 
+/// The dataplane workers' hand-off figures.
+fn workers(t: &Topology) -> Vec<rvsd::proto::WorkerFigures> {
+    match rvsd::server::request(&t.socket, &rvsd::proto::Request::Stats).unwrap() {
+        rvsd::proto::Response::Stats(st) => st.workers,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 /// Queues of `iface` whose receive counter grew between `a` and `b`.
 fn busy_queues(
     a: &BTreeMap<(String, u32), u64>,
@@ -150,15 +166,28 @@ fn every_queue_is_served_nat_and_dr() {
             format!("-A -t {VIP_DR}:80 -s rr"),
             format!("-A -u {VIP_NAT}:53 -s rr"),
             format!("-A -t [{VIP6_NAT}]:80 -s rr"),
+            format!("-A -t {VIP_NAT}:81 -s rr -p 300 -M 255.255.255.0"),
         ];
         for k in 1..=SERVERS {
             cmds.push(format!("-a -t {VIP_NAT}:80 -r {}:8080 -m", rip(k)));
             cmds.push(format!("-a -t {VIP_DR}:80 -r {} -g", rip(k)));
             cmds.push(format!("-a -u {VIP_NAT}:53 -r {}:5353 -m", rip(k)));
             cmds.push(format!("-a -t [{VIP6_NAT}]:80 -r [{}]:8080 -m", rip6(k)));
+            // Port 80, not 8080: a client port reused toward the same real
+            // server port would make NAT replies ambiguous between two
+            // services' connections (as in IPVS).
+            cmds.push(format!("-a -t {VIP_NAT}:81 -r {}:80 -m", rip(k)));
         }
         let lines: Vec<&str> = cmds.iter().map(String::as_str).collect();
         t.ipvsadm(&lines).unwrap();
+
+        // One worker per queue.
+        let ws = workers(&t);
+        assert_eq!(
+            ws.iter().map(|w| w.worker).collect::<Vec<_>>(),
+            (0..QUEUES).collect::<Vec<_>>(),
+            "{ws:?}"
+        );
 
         // Every socket is there: SERVERS + 1 interfaces x QUEUES.
         let before = queue_rx(&t);
@@ -176,6 +205,17 @@ fn every_queue_is_served_nat_and_dr() {
         for (i, _) in before.keys() {
             assert!(links.contains(&format!(": {i}@")) || links.contains(&format!(": {i}:")));
         }
+
+        // Persistence with -M 255.255.255.0: many connections (many source
+        // ports, so many queues) all reach one real server, whichever
+        // worker received them.
+        let got = t.http(&format!("http://{VIP_NAT}:81/"), PERSIST);
+        let d = distribution(&got);
+        assert_eq!(d.len(), 1, "persistence across workers: {d:?}");
+        assert!(
+            d.keys().all(|k| k.starts_with("rs")) && d.values().sum::<usize>() == PERSIST,
+            "persistent service: {d:?}"
+        );
 
         // NAT: every request answered, rr over the real servers.
         let got = t.http(&format!("http://{VIP_NAT}/"), CONNS);
@@ -253,6 +293,44 @@ fn every_queue_is_served_nat_and_dr() {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
             assert_eq!(conns, CONNS, "{stats}");
+        }
+
+        // Frames crossed workers, none was lost to a full ring.
+        let ws = workers(&t);
+        eprintln!("workers: {ws:?}");
+        let handed: u64 = ws.iter().map(|w| w.handed_off).sum();
+        let taken: u64 = ws.iter().map(|w| w.taken_over).sum();
+        assert!(handed > 0, "no frame crossed workers: {ws:?}");
+        assert!(taken >= handed, "{ws:?}");
+        assert!(ws.iter().all(|w| w.ring_full == 0), "{ws:?}");
+
+        // -L -c lists the connections of every worker (one owner each).
+        let conns = t.list("-L -n -c").unwrap();
+        let to81 = conns
+            .lines()
+            .filter(|l| l.starts_with("TCP") && l.contains(&format!("{VIP_NAT}:81")))
+            .count();
+        assert!(to81 >= PERSIST, "{to81} connections listed: {conns}");
+        let to80 = conns
+            .lines()
+            .filter(|l| l.starts_with("TCP") && l.contains(&format!("{VIP_NAT}:80")))
+            .count();
+        assert!(to80 >= CONNS, "{to80} connections listed to :80");
+
+        // -Z zeroes every worker's counters.
+        t.ipvsadm(&["-Z"]).unwrap();
+        let stats = t.list("-L -n --stats").unwrap();
+        for svc in [
+            format!("{VIP_NAT}:80"),
+            format!("{VIP_DR}:80"),
+            format!("{VIP_NAT}:81"),
+        ] {
+            let line = stats
+                .lines()
+                .find(|l| l.starts_with(&format!("TCP  {svc}")))
+                .unwrap_or_else(|| panic!("{stats}"));
+            let conns: Option<u64> = line.split_whitespace().nth(2).and_then(|n| n.parse().ok());
+            assert_eq!(conns, Some(0), "after -Z: {stats}");
         }
         assert_eq!(rvs_lab::own_namespaces(), 2 + SERVERS);
     }

@@ -165,22 +165,33 @@ fn run(args: Args) -> anyhow::Result<i32> {
             interfaces.push(i.clone());
         }
     }
-    let make_port: crate::worker::MakePort = if interfaces.is_empty() {
+    let mut workers = Vec::new();
+    if interfaces.is_empty() {
         tracing::info!("no interfaces: control plane only");
-        crate::worker::no_port()
+        workers.push(
+            Worker::spawn(director.clone(), crate::worker::no_port(), start)
+                .context("starting the worker")?,
+        );
     } else {
-        let ifs = interfaces.clone();
-        Box::new(move || {
-            crate::dataplane::XdpPort::open(&ifs)
-                .map(|p| Box::new(p) as Box<dyn crate::worker::Port>)
-        })
-    };
-    let worker =
-        Worker::spawn(director.clone(), make_port, start).context("starting the worker")?;
-    if !interfaces.is_empty() {
-        tracing::info!(?interfaces, "serving (XDP steering + AF_XDP)");
+        // The steering programs first, then one worker per receive queue,
+        // each binding its own queue's sockets on its own thread (worker 0
+        // also the fwmark path's).
+        let shared = crate::dataplane::Shared::open(&interfaces).map_err(|e| anyhow::anyhow!(e))?;
+        let n = shared.workers();
+        for (w, links) in crate::handoff::links(n).into_iter().enumerate() {
+            let shared = shared.clone();
+            let make_port: crate::worker::MakePort = Box::new(move || {
+                crate::dataplane::XdpPort::open(shared, w, links)
+                    .map(|p| Box::new(p) as Box<dyn crate::worker::Port>)
+            });
+            workers.push(
+                Worker::spawn_nth(w, director.clone(), make_port, start)
+                    .with_context(|| format!("starting worker {w}"))?,
+            );
+        }
+        tracing::info!(?interfaces, workers = n, "serving (XDP steering + AF_XDP)");
     }
-    let mut control = Control::new(director.clone(), vec![worker]);
+    let mut control = Control::new(director.clone(), workers);
     if let Some(c) = &cfg {
         control
             .apply(c.ops.clone())

@@ -1,22 +1,30 @@
-//! The AF_XDP dataplane of a worker: the steering program (rvs-bpf) on every
-//! served interface sends service traffic, NAT replies and related ICMP
-//! errors to the AF_XDP socket of the receive queue they arrived on (one
-//! socket per queue of every served interface, rvs-afxdp; all of them
-//! polled by the worker's one director); frames go through
-//! the engine, get their MACs from the kernel's tables (`nexthop`: netlink,
-//! cached per connection, kept true by the kernel's change notifications)
-//! and leave by a socket of the egress interface (the receiving queue's
-//! number modulo the egress interface's queue count). Everything else stays with
-//! the kernel.
+//! The AF_XDP dataplane of the workers: the steering program (rvs-bpf) on
+//! every served interface sends service traffic, NAT replies and related
+//! ICMP errors to the AF_XDP socket of the receive queue they arrived on
+//! (one socket per queue of every served interface, rvs-afxdp). rvsd runs
+//! one worker per queue (as many as the largest queue count): worker `q`
+//! polls queue `q` of every interface (none on an interface with fewer
+//! queues) and hands each frame it does not own to its owner (`handoff`:
+//! a hash of the client's network) through a lock-free ring; the owner's
+//! director runs it, and it leaves by the owner's socket of the egress
+//! interface (queue `q`, or `q` modulo a smaller queue count: then the
+//! worker owning that socket sends it, handed over the same way). Frames
+//! get their MACs from the kernel's tables (`nexthop`: netlink, cached per
+//! connection, kept true by the kernel's change notifications; one cache
+//! per worker). Everything else stays with the kernel.
 //!
 //! Attaching and map updates happen in rvsd's own network namespace, on the
-//! interfaces it was told to serve; the programs come off when rvsd exits.
+//! interfaces it was told to serve (`Shared`, opened before the workers;
+//! worker 0 updates the steering maps after each configuration change);
+//! the programs come off when rvsd exits.
 //!
 //! The fwmark path (`markpath`): packets the user's rules marked are
 //! policy-routed into rvsd's veth pair; tagged with their mark on the way
-//! (tc), they arrive on one more AF_XDP socket, on `markpath::RX_IF`, and go
-//! through the engine with `RxMeta::fwmark` set.
+//! (tc), they arrive on one more AF_XDP socket, on `markpath::RX_IF`,
+//! owned by worker 0, and go through the owner's engine with
+//! `RxMeta::fwmark` set.
 
+use crate::handoff::{self, Classes, Handoff, Links, MARK_IFACE};
 use crate::markpath::{self, MarkRouting};
 use crate::nexthop::NextHops;
 use crate::worker::Port;
@@ -25,39 +33,91 @@ use rvs_bpf::{MarkTag, STEER_MAX_QUEUES as MAX_QUEUES, Steering};
 use rvs_engine::{Direction, Director, Forward, RxMeta, ServiceKey, Verdict};
 use rvs_types::{Instant, Proto};
 use rvs_wire::FrameBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// One AF_XDP socket: a queue of a served interface, or the fwmark path's
-/// receiving end.
+/// The served interfaces, opened once for all workers: their steering
+/// programs (attached; worker 0 keeps the maps up to date, the lock is on
+/// the control path only) and what every worker needs to know of them.
+pub struct Shared {
+    /// Per served interface, in order.
+    ifaces: Vec<SharedIface>,
+    steer: Mutex<Vec<Steering>>,
+    workers: usize,
+}
+
+struct SharedIface {
+    name: String,
+    ifindex: u32,
+    mac: [u8; 6],
+    queues: u32,
+}
+
+impl Shared {
+    /// Reads each interface's receive queue count and attaches the steering
+    /// program to it (generic XDP mode); the workers then bind their
+    /// sockets and register them at their queue's XSKMAP index.
+    pub fn open(ifnames: &[String]) -> Result<Arc<Self>, String> {
+        let mut ifaces = Vec::new();
+        let mut steers = Vec::new();
+        for name in ifnames {
+            let queues = rvs_afxdp::rx_queue_count(name).map_err(|e| format!("{name}: {e}"))?;
+            if queues > MAX_QUEUES {
+                return Err(format!(
+                    "{name}: {queues} receive queues; the steering program's XSKMAP holds {MAX_QUEUES}"
+                ));
+            }
+            let mac = XskPort::mac_of(name).map_err(|e| format!("{name}: {e}"))?;
+            let cname = std::ffi::CString::new(name.as_str()).map_err(|e| e.to_string())?;
+            // SAFETY: a valid NUL-terminated string.
+            let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+            if ifindex == 0 {
+                return Err(format!("{name}: no such interface"));
+            }
+            let mut steer = Steering::load().map_err(|e| format!("{name}: {e}"))?;
+            steer
+                .attach(name, true)
+                .map_err(|e| format!("{name}: attaching XDP: {e}"))?;
+            steers.push(steer);
+            ifaces.push(SharedIface {
+                name: name.clone(),
+                ifindex,
+                mac,
+                queues: queues.max(1),
+            });
+        }
+        let workers = ifaces.iter().map(|f| f.queues as usize).max().unwrap_or(1);
+        Ok(Arc::new(Self {
+            ifaces,
+            steer: Mutex::new(steers),
+            workers,
+        }))
+    }
+
+    /// The number of workers: the largest receive queue count.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+}
+
+/// One AF_XDP socket of a worker: a queue of a served interface, or the
+/// fwmark path's receiving end.
 struct Sock {
     port: XskPort,
-    /// Index of its interface in `XdpPort::ifaces`.
+    /// Index of its interface in `XdpPort::ifaces`, or `MARK_IFACE`.
     iface: usize,
     /// Forwarded frames received here and dropped for want of a next hop.
     no_next_hop: u64,
 }
 
-/// One served interface (or the fwmark path's receiving end: no steering
-/// program, every frame there is tagged and ours) and its sockets, one per
-/// receive queue.
+/// One served interface as a worker sees it.
 struct Iface {
     ifindex: u32,
     mac: [u8; 6],
-    /// Its sockets: `XdpPort::socks[first..first + queues]`, queue `q` at
-    /// `first + q`.
-    first: usize,
-    queues: usize,
-    steer: Option<Steering>,
-}
-
-impl Iface {
-    /// The socket a frame leaves this interface by when it arrived on
-    /// queue `rx_queue` of some interface: the same queue number modulo
-    /// this interface's queue count (spreads transmission as receive is
-    /// spread, and keeps one flow on one TX queue).
-    fn tx_sock(&self, rx_queue: u32) -> usize {
-        self.first + rx_queue as usize % self.queues.max(1)
-    }
+    /// This worker's socket on it (`XdpPort::socks` index), if it has one.
+    sock: Option<usize>,
+    /// The worker that transmits for this one here (itself when `sock`).
+    tx_worker: usize,
 }
 
 /// The fwmark path: its programs and its routing state (dropped after the
@@ -65,8 +125,10 @@ impl Iface {
 struct MarkPath {
     bpf: MarkTag,
     routing: MarkRouting,
-    /// Index of `markpath::RX_IF` in `XdpPort::ifaces` (one queue).
-    iface: usize,
+    /// Its socket in `XdpPort::socks`.
+    sock: usize,
+    /// `markpath::RX_IF`'s MAC.
+    mac: [u8; 6],
     /// `markpath::TAG_IF`'s MAC: frames sent back into the kernel go there.
     tag_mac: [u8; 6],
 }
@@ -90,7 +152,8 @@ impl MarkPath {
             Self {
                 bpf,
                 routing,
-                iface: 0,
+                sock: 0,
+                mac: port.mac(),
                 tag_mac: tag,
             },
             port,
@@ -100,103 +163,112 @@ impl MarkPath {
 
 /// The AF_XDP port set of one worker.
 pub struct XdpPort {
-    // Field order is drop order: the sockets close first, then the steering
-    // programs come off (`ifaces`), then the veth pair goes (`mark`).
+    // Field order is drop order: the sockets close first, then the veth
+    // pair goes (`mark`); the steering programs come off with the last
+    // worker's `shared`.
     socks: Vec<Sock>,
     ifaces: Vec<Iface>,
     mark: Option<MarkPath>,
+    shared: Arc<Shared>,
+    worker: usize,
+    links: Links,
+    classes: Classes,
     /// Frames on the fwmark path without a tag (cannot happen: the XDP
     /// program drops them; counted).
     pub untagged: u64,
     nh: NextHops,
+    /// Frames to send: (interface index or `MARK_IFACE`, frame).
     out: Vec<(usize, Vec<u8>)>,
-    /// Frames handled, dropped for no next hop, and not ours (passed).
+    /// Frames handled.
     pub handled: u64,
     /// Frames the engine passed to the host (cannot happen for steered
     /// frames; counted).
     pub passed: u64,
+    ho: crate::worker::WorkerStats,
 }
 
 impl XdpPort {
-    /// Attaches the steering program to each interface (generic XDP mode)
-    /// and opens an AF_XDP socket on every receive queue of it, each
-    /// registered in the program's XSKMAP at its queue number (a queue
-    /// without a socket would hand service traffic to the kernel).
-    pub fn open(ifnames: &[String]) -> Result<Self, String> {
+    /// Opens worker `worker`'s sockets: queue `worker` of every interface
+    /// that has it, each registered in the interface's XSKMAP at its queue
+    /// number (a queue without a socket would hand service traffic to the
+    /// kernel), and for worker 0 the fwmark path. `links`: its ends of the
+    /// hand-off rings.
+    pub fn open(shared: Arc<Shared>, worker: usize, links: Links) -> Result<Self, String> {
         let mut socks = Vec::new();
         let mut ifaces = Vec::new();
-        for name in ifnames {
-            let queues = rvs_afxdp::rx_queue_count(name).map_err(|e| format!("{name}: {e}"))?;
-            if queues > MAX_QUEUES {
-                return Err(format!(
-                    "{name}: {queues} receive queues; the steering program's XSKMAP holds {MAX_QUEUES}"
-                ));
-            }
-            let mut steer = Steering::load().map_err(|e| format!("{name}: {e}"))?;
-            steer
-                .attach(name, true)
-                .map_err(|e| format!("{name}: attaching XDP: {e}"))?;
-            let first = socks.len();
-            let iface = ifaces.len();
-            for q in 0..queues {
-                let port = XskPort::open(name, q).map_err(|e| format!("{name} queue {q}: {e}"))?;
-                steer
+        for (k, f) in shared.ifaces.iter().enumerate() {
+            let q = worker as u32;
+            let sock = if q < f.queues {
+                let port =
+                    XskPort::open(&f.name, q).map_err(|e| format!("{} queue {q}: {e}", f.name))?;
+                let mut steer = shared
+                    .steer
+                    .lock()
+                    .map_err(|_| "steering lock poisoned".to_string())?;
+                steer[k]
                     .set_socket(q, port.fd())
-                    .map_err(|e| format!("{name} queue {q}: XSKMAP: {e}"))?;
+                    .map_err(|e| format!("{} queue {q}: XSKMAP: {e}", f.name))?;
+                drop(steer);
                 socks.push(Sock {
                     port,
-                    iface,
+                    iface: k,
                     no_next_hop: 0,
                 });
-            }
-            let s0 = &socks[first].port;
-            ifaces.push(Iface {
-                ifindex: s0.ifindex(),
-                mac: s0.mac(),
-                first,
-                queues: queues as usize,
-                steer: Some(steer),
-            });
-            tracing::info!(interface = %name, queues, "AF_XDP sockets bound");
-        }
-        let mark = match MarkPath::open() {
-            Ok((mut m, port)) => {
-                m.iface = ifaces.len();
-                ifaces.push(Iface {
-                    ifindex: port.ifindex(),
-                    mac: port.mac(),
-                    first: socks.len(),
-                    queues: 1,
-                    steer: None,
-                });
-                socks.push(Sock {
-                    port,
-                    iface: m.iface,
-                    no_next_hop: 0,
-                });
-                tracing::info!(
-                    tag = markpath::TAG_IF,
-                    rx = markpath::RX_IF,
-                    table = markpath::TABLE,
-                    "fwmark path ready"
-                );
-                Some(m)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "fwmark path unavailable: fwmark services will see no traffic");
-                markpath::cleanup();
+                tracing::info!(interface = %f.name, queue = q, worker, "AF_XDP socket bound");
+                Some(socks.len() - 1)
+            } else {
                 None
+            };
+            ifaces.push(Iface {
+                ifindex: f.ifindex,
+                mac: f.mac,
+                sock,
+                tx_worker: worker % f.queues as usize,
+            });
+        }
+        let mark = if worker != 0 {
+            None
+        } else {
+            match MarkPath::open() {
+                Ok((mut m, port)) => {
+                    m.sock = socks.len();
+                    socks.push(Sock {
+                        port,
+                        iface: MARK_IFACE,
+                        no_next_hop: 0,
+                    });
+                    tracing::info!(
+                        tag = markpath::TAG_IF,
+                        rx = markpath::RX_IF,
+                        table = markpath::TABLE,
+                        "fwmark path ready"
+                    );
+                    Some(m)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "fwmark path unavailable: fwmark services will see no traffic");
+                    markpath::cleanup();
+                    None
+                }
             }
         };
         Ok(Self {
             socks,
             ifaces,
             mark,
+            shared,
+            worker,
+            links,
+            classes: Classes::default(),
             untagged: 0,
             nh: NextHops::open().map_err(|e| format!("netlink: {e}"))?,
             out: Vec::new(),
             handled: 0,
             passed: 0,
+            ho: crate::worker::WorkerStats {
+                worker: worker as u32,
+                ..Default::default()
+            },
         })
     }
 
@@ -207,12 +279,56 @@ impl XdpPort {
             ifaces, nh, out, ..
         } = self;
         nh.poll(now, |hop, mut frame| {
-            // No receiving queue to follow here: queue 0 of the egress.
-            if let Some(e) = ifaces.iter().find(|f| f.ifindex == hop.ifindex) {
-                let _ = rvs_wire::set_macs(&mut frame, hop.mac, e.mac);
-                out.push((e.tx_sock(0), frame));
+            if let Some(k) = ifaces.iter().position(|f| f.ifindex == hop.ifindex) {
+                let _ = rvs_wire::set_macs(&mut frame, hop.mac, ifaces[k].mac);
+                out.push((k, frame));
             }
         });
+    }
+
+    /// Sends what `out` holds: by this worker's socket of the interface, or
+    /// handed to the worker that has the socket.
+    fn dispatch(&mut self) {
+        let Self {
+            socks,
+            ifaces,
+            mark,
+            links,
+            out,
+            ho,
+            ..
+        } = self;
+        for (k, mut frame) in out.drain(..) {
+            let (sock, to) = if k == MARK_IFACE {
+                match mark {
+                    Some(m) => {
+                        // Back into the kernel through the veth: it routes
+                        // the reply to the client.
+                        let _ = rvs_wire::set_macs(&mut frame, m.tag_mac, m.mac);
+                        (Some(m.sock), 0)
+                    }
+                    None => (None, 0),
+                }
+            } else {
+                match ifaces.get(k) {
+                    Some(f) => (f.sock, f.tx_worker),
+                    None => continue,
+                }
+            };
+            if let Some(s) = sock {
+                socks[s].port.send(&frame);
+            } else {
+                let pushed = links
+                    .to
+                    .get_mut(to)
+                    .and_then(Option::as_mut)
+                    .map(|ring| ring.push(Handoff::Tx { iface: k, frame }).is_ok());
+                if pushed == Some(false) {
+                    ho.ring_full += 1;
+                }
+            }
+            // Otherwise the fwmark path is not open: nothing can send it.
+        }
     }
 }
 
@@ -231,13 +347,64 @@ impl XdpPort {
     }
 }
 
+/// Runs one frame through the director and queues what leaves
+/// (`out`: interface index, frame). `rx_iface`: the interface it arrived
+/// on (`MARK_IFACE`: the fwmark path, `fwmark` its mark). Returns false
+/// when a forwarded frame found no next hop.
+#[allow(clippy::too_many_arguments)]
+fn run_frame(
+    d: &mut Director,
+    nh: &mut NextHops,
+    ifaces: &[Iface],
+    out: &mut Vec<(usize, Vec<u8>)>,
+    passed: &mut u64,
+    now: Instant,
+    fb: &mut FrameBuf<'_>,
+    rx_iface: usize,
+    fwmark: u32,
+) -> bool {
+    let meta = RxMeta {
+        fwmark,
+        ..RxMeta::default()
+    };
+    match d.handle_frame(now, fb, &meta) {
+        Verdict::Forward(f) => {
+            let cached = d.nh_slot(f.conn).unwrap_or(u32::MAX);
+            let mut slots = cached;
+            let reply = f.dir == Direction::ToClient;
+            let hop = nh.resolve_conn(&mut slots, reply, &f.next_hop, now);
+            if slots != cached {
+                d.set_nh_slot(f.conn, slots);
+            }
+            let Some(hop) = hop else {
+                // Kept until the kernel resolves the neighbour.
+                return nh.hold(&f.next_hop, fb.data());
+            };
+            let Some(k) = ifaces.iter().position(|e| e.ifindex == hop.ifindex) else {
+                return false;
+            };
+            let _ = rvs_wire::set_macs(fb.data_mut(), hop.mac, ifaces[k].mac);
+            out.push((k, fb.data().to_vec()));
+        }
+        // Leaves by the interface it came in on.
+        Verdict::Reply => out.push((rx_iface, fb.data().to_vec())),
+        Verdict::Pass => *passed += 1,
+        Verdict::Drop(_) => {}
+    }
+    true
+}
+
+/// Room left in front of a handed-over frame for encapsulation headers.
+const HANDOFF_HEADROOM: usize = 256;
+
 impl Port for XdpPort {
     fn poll(&mut self, d: &mut Director, now: Instant, budget: Duration) -> usize {
         self.next_hop_changes(now);
+        let n_workers = self.shared.workers;
+        let me = self.worker;
         let mut total = 0;
-        // Every queue of every interface, in turn, by this one director
-        // (ARCHITECTURE.md, "Multi-queue": both directions of a NAT
-        // connection must meet the same connection table).
+        // This worker's queue of every interface (and the fwmark path):
+        // its own frames through its director, the others' to their owner.
         for i in 0..self.socks.len() {
             let Self {
                 socks,
@@ -247,72 +414,89 @@ impl Port for XdpPort {
                 passed,
                 mark,
                 untagged,
+                links,
+                classes,
+                ho,
                 ..
             } = self;
             let sock = &mut socks[i];
             let rx_iface = sock.iface;
-            let rx_queue = sock.port.queue();
-            // On the fwmark path the frame's mark is in its source MAC.
-            let marked = mark
-                .as_ref()
-                .filter(|m| m.iface == rx_iface)
-                .map(|m| m.tag_mac);
+            let marked = mark.is_some() && rx_iface == MARK_IFACE;
             let mut missed = 0u64;
             let n = sock.port.recv(|buf, head, len| {
                 let Ok(mut fb) = FrameBuf::new(buf, head, len) else {
                     return;
                 };
-                let mut meta = RxMeta::default();
-                if marked.is_some() {
+                let mut fwmark = 0;
+                if marked {
                     match rvs_bpf::decode_mark(fb.data()) {
-                        Some(m) => meta.fwmark = m,
+                        Some(m) => fwmark = m,
                         None => {
                             *untagged += 1;
                             return;
                         }
                     }
                 }
-                match d.handle_frame(now, &mut fb, &meta) {
-                    Verdict::Forward(f) => {
-                        let cached = d.nh_slot(f.conn).unwrap_or(u32::MAX);
-                        let mut slots = cached;
-                        let reply = f.dir == Direction::ToClient;
-                        let hop = nh.resolve_conn(&mut slots, reply, &f.next_hop, now);
-                        if slots != cached {
-                            d.set_nh_slot(f.conn, slots);
-                        }
-                        let Some(hop) = hop else {
-                            // Kept until the kernel resolves the neighbour.
-                            if !nh.hold(&f.next_hop, fb.data()) {
-                                missed += 1;
-                            }
-                            return;
+                if n_workers > 1 {
+                    let owner =
+                        handoff::frame_owner(fb.data(), classes, marked, n_workers).unwrap_or(me);
+                    if owner != me {
+                        let h = Handoff::Rx {
+                            frame: fb.data().to_vec(),
+                            iface: rx_iface,
+                            fwmark,
                         };
-                        let Some(egress) = ifaces.iter().find(|e| e.ifindex == hop.ifindex) else {
-                            missed += 1;
-                            return;
-                        };
-                        let _ = rvs_wire::set_macs(fb.data_mut(), hop.mac, egress.mac);
-                        out.push((egress.tx_sock(rx_queue), fb.data().to_vec()));
-                    }
-                    Verdict::Reply => {
-                        if let Some(tag_mac) = marked {
-                            // Back into the kernel through the veth: it
-                            // routes the reply to the client.
-                            let _ =
-                                rvs_wire::set_macs(fb.data_mut(), tag_mac, ifaces[rx_iface].mac);
+                        match links.to[owner].as_mut().map(|r| r.push(h)) {
+                            Some(Ok(())) => ho.handed_off += 1,
+                            _ => ho.ring_full += 1,
                         }
-                        out.push((i, fb.data().to_vec()))
+                        return;
                     }
-                    Verdict::Pass => *passed += 1,
-                    Verdict::Drop(_) => {}
+                }
+                if !run_frame(d, nh, ifaces, out, passed, now, &mut fb, rx_iface, fwmark) {
+                    missed += 1;
                 }
             });
             total += n;
-            sock.no_next_hop += missed;
-            for (e, frame) in self.out.drain(..) {
-                self.socks[e].port.send(&frame);
+            socks[i].no_next_hop += missed;
+            self.dispatch();
+        }
+        // What the other workers handed over.
+        for from in 0..self.links.from.len() {
+            for _ in 0..64 {
+                let Some(h) = self.links.from[from].as_mut().and_then(|r| r.pop().ok()) else {
+                    break;
+                };
+                self.ho.taken_over += 1;
+                total += 1;
+                match h {
+                    Handoff::Rx {
+                        frame,
+                        iface,
+                        fwmark,
+                    } => {
+                        let mut buf = vec![0u8; HANDOFF_HEADROOM + frame.len()];
+                        buf[HANDOFF_HEADROOM..].copy_from_slice(&frame);
+                        let Ok(mut fb) = FrameBuf::new(&mut buf, HANDOFF_HEADROOM, frame.len())
+                        else {
+                            continue;
+                        };
+                        let Self {
+                            ifaces,
+                            nh,
+                            out,
+                            passed,
+                            ho,
+                            ..
+                        } = self;
+                        if !run_frame(d, nh, ifaces, out, passed, now, &mut fb, iface, fwmark) {
+                            ho.no_next_hop += 1;
+                        }
+                    }
+                    Handoff::Tx { iface, frame } => self.out.push((iface, frame)),
+                }
             }
+            self.dispatch();
         }
         for s in &mut self.socks {
             s.port.flush();
@@ -341,35 +525,55 @@ impl Port for XdpPort {
             .collect()
     }
 
+    fn worker_stats(&self) -> Option<crate::worker::WorkerStats> {
+        Some(self.ho.clone())
+    }
+
     fn config_changed(&mut self, d: &Director) {
         let services = d.services();
+        // Every worker: the VIP and NAT real-server addresses, to find a
+        // frame's owner as the steering program classified it.
+        let mut classes = Classes::default();
+        for s in &services {
+            if let ServiceKey::Addr { addr, .. } = s.cfg.key {
+                classes.vips.insert(addr);
+            }
+            for dst in &s.dests {
+                if dst.cfg.fwd == Forward::Masq {
+                    classes.reals.insert(dst.cfg.addr);
+                }
+            }
+        }
+        self.classes = classes;
+        if self.worker != 0 {
+            return;
+        }
         let locals = if services.is_empty() {
             Vec::new()
         } else {
             local_addrs()
         };
-        for f in &mut self.ifaces {
-            let Some(steer) = f.steer.as_mut() else {
-                continue;
-            };
-            for a in &locals {
-                let _ = steer.add_local(*a);
-            }
-            for s in &services {
-                // fwmark services: any protocol; their traffic arrives by the
-                // fwmark path, their NAT replies through the steering here.
-                let protos: &[Proto] = match s.cfg.key {
-                    ServiceKey::Addr { proto, addr, port } => {
-                        let _ = steer.add_vip(proto, addr, port);
-                        let _ = steer.add_vip(Proto(0), addr, 0);
-                        &[proto][..]
-                    }
-                    ServiceKey::Fwmark { .. } => &[Proto::TCP, Proto::UDP, Proto::SCTP][..],
-                };
-                for dst in &s.dests {
-                    if dst.cfg.fwd == Forward::Masq {
-                        for p in protos {
-                            let _ = steer.add_real(*p, dst.cfg.addr, dst.cfg.port);
+        if let Ok(mut steers) = self.shared.steer.lock() {
+            for steer in steers.iter_mut() {
+                for a in &locals {
+                    let _ = steer.add_local(*a);
+                }
+                for s in &services {
+                    // fwmark services: any protocol; their traffic arrives by the
+                    // fwmark path, their NAT replies through the steering here.
+                    let protos: &[Proto] = match s.cfg.key {
+                        ServiceKey::Addr { proto, addr, port } => {
+                            let _ = steer.add_vip(proto, addr, port);
+                            let _ = steer.add_vip(Proto(0), addr, 0);
+                            &[proto][..]
+                        }
+                        ServiceKey::Fwmark { .. } => &[Proto::TCP, Proto::UDP, Proto::SCTP][..],
+                    };
+                    for dst in &s.dests {
+                        if dst.cfg.fwd == Forward::Masq {
+                            for p in protos {
+                                let _ = steer.add_real(*p, dst.cfg.addr, dst.cfg.port);
+                            }
                         }
                     }
                 }

@@ -11,6 +11,8 @@
 //!   apply only the difference;
 //! - [`worker`]: one thread per receive queue owning a `Director`, changes
 //!   applied between batches; packet I/O behind [`worker::Port`];
+//! - [`handoff`]: each frame's owner worker (a hash of the client's
+//!   network) and the lock-free rings frames cross workers by;
 //! - [`markpath`]: the fwmark path's routing (marked packets into rvsd's
 //!   veth pair, where the dataplane reads their mark);
 //! - [`server`]: the control socket rvsadm talks to ([`proto`]);
@@ -23,6 +25,7 @@ pub mod config;
 pub mod control;
 pub mod convert;
 pub mod dataplane;
+pub mod handoff;
 pub mod health;
 pub mod keepalived;
 pub mod markpath;

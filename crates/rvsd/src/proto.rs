@@ -37,6 +37,24 @@ pub struct DaemonStats {
     pub conns: u64,
     /// Dataplane queues (empty without interfaces).
     pub queues: Vec<QueueFigures>,
+    /// Dataplane workers, one per receive queue (empty without interfaces).
+    #[serde(default)]
+    pub workers: Vec<WorkerFigures>,
+}
+
+/// One dataplane worker's hand-off figures.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct WorkerFigures {
+    /// Worker number (= the receive queue it polls).
+    pub worker: u32,
+    /// Frames it received and handed to their owner worker.
+    pub handed_off: u64,
+    /// Frames other workers handed to it.
+    pub taken_over: u64,
+    /// Frames dropped because a ring to another worker was full.
+    pub ring_full: u64,
+    /// Handed-over forwarded frames dropped for want of a next hop.
+    pub no_next_hop: u64,
 }
 
 /// One interface queue's figures.

@@ -1,8 +1,11 @@
-//! Workers: threads each owning a `Director`. rvsd runs one, whose port
-//! polls every receive queue of every served interface (ARCHITECTURE.md,
-//! "Multi-queue": per-queue directors would not see both directions of a
-//! NAT connection). Configuration changes arrive between batches of frames,
-//! a whole request at a time, so no frame sees half a change.
+//! Workers: threads each owning a `Director`. rvsd runs one per receive
+//! queue (the largest queue count of the served interfaces; one for
+//! single-queue interfaces or none at all): worker `q` polls queue `q` of
+//! every interface and hands frames it does not own to their owner worker
+//! (`handoff`, ARCHITECTURE.md "Multi-queue"). Every configuration change
+//! reaches every worker, between batches of frames, a whole request at a
+//! time, so no frame sees half a change; snapshots and figures are summed
+//! over the workers.
 
 use crate::convert::{Op, OpError};
 use rvs_engine::{Director, DirectorConfig};
@@ -28,6 +31,26 @@ pub trait Port {
     fn queue_stats(&self) -> Vec<QueueStats> {
         Vec::new()
     }
+
+    /// The worker's hand-off figures (none without packet I/O).
+    fn worker_stats(&self) -> Option<WorkerStats> {
+        None
+    }
+}
+
+/// One worker's hand-off figures.
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+pub struct WorkerStats {
+    /// The worker's number.
+    pub worker: u32,
+    /// Frames it received and handed to their owner worker.
+    pub handed_off: u64,
+    /// Frames other workers handed to it (to run, or to send by its socket).
+    pub taken_over: u64,
+    /// Frames dropped because a ring to another worker was full.
+    pub ring_full: u64,
+    /// Handed-over forwarded frames dropped for want of a next hop.
+    pub no_next_hop: u64,
 }
 
 /// The figures of one receive/transmit queue, for metrics.
@@ -71,7 +94,7 @@ enum Msg {
     Apply(Vec<Op>, Sender<Result<(), OpError>>),
     Snapshot(Sender<rvs_ipvsadm::Snapshot>),
     Stats(Sender<rvs_engine::GlobalStats>),
-    Queues(Sender<Vec<QueueStats>>),
+    Queues(Sender<(Vec<QueueStats>, Option<WorkerStats>)>),
     Stop,
 }
 
@@ -95,10 +118,20 @@ impl Worker {
         make_port: MakePort,
         start: std::time::Instant,
     ) -> std::io::Result<Self> {
+        Self::spawn_nth(0, cfg, make_port, start)
+    }
+
+    /// [`Worker::spawn`] for worker number `index` (its thread's name).
+    pub fn spawn_nth(
+        index: usize,
+        cfg: DirectorConfig,
+        make_port: MakePort,
+        start: std::time::Instant,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = channel::<Msg>();
         let (ready_tx, ready_rx) = channel::<Result<(), String>>();
         let handle = std::thread::Builder::new()
-            .name("rvs-worker".into())
+            .name(format!("rvs-worker-{index}"))
             .spawn(move || {
                 let mut port = match make_port() {
                     Ok(p) => {
@@ -152,8 +185,8 @@ impl Worker {
             .map_err(|_| worker_gone())
     }
 
-    /// The port's queue figures.
-    pub fn queue_stats(&self) -> Result<Vec<QueueStats>, OpError> {
+    /// The port's queue figures and the worker's hand-off figures.
+    pub fn queue_stats(&self) -> Result<(Vec<QueueStats>, Option<WorkerStats>), OpError> {
         let (tx, rx) = channel();
         self.send(Msg::Queues(tx))?;
         rx.recv_timeout(Duration::from_secs(5))
@@ -204,7 +237,7 @@ fn run(d: &mut Director, port: &mut dyn Port, rx: &Receiver<Msg>, start: std::ti
                     let _ = reply.send(d.stats());
                 }
                 Ok(Msg::Queues(reply)) => {
-                    let _ = reply.send(port.queue_stats());
+                    let _ = reply.send((port.queue_stats(), port.worker_stats()));
                 }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => break,
@@ -310,18 +343,23 @@ pub fn daemon_stats(workers: &[Worker]) -> Result<crate::proto::DaemonStats, OpE
         }
         out.passed += g.passed;
         out.conns += g.conns as u64;
-        out.queues.extend(
-            w.queue_stats()?
-                .into_iter()
-                .map(|q| crate::proto::QueueFigures {
-                    iface: q.iface,
-                    queue: q.queue,
-                    rx: q.rx,
-                    tx: q.tx,
-                    tx_full: q.tx_full,
-                    no_next_hop: q.no_next_hop,
-                }),
-        );
+        let (queues, ws) = w.queue_stats()?;
+        out.workers.extend(ws.map(|s| crate::proto::WorkerFigures {
+            worker: s.worker,
+            handed_off: s.handed_off,
+            taken_over: s.taken_over,
+            ring_full: s.ring_full,
+            no_next_hop: s.no_next_hop,
+        }));
+        out.queues
+            .extend(queues.into_iter().map(|q| crate::proto::QueueFigures {
+                iface: q.iface,
+                queue: q.queue,
+                rx: q.rx,
+                tx: q.tx,
+                tx_full: q.tx_full,
+                no_next_hop: q.no_next_hop,
+            }));
     }
     Ok(out)
 }
@@ -329,9 +367,8 @@ pub fn daemon_stats(workers: &[Worker]) -> Result<crate::proto::DaemonStats, OpE
 /// The table as ipvsadm shows it, over all `workers`: every worker holds the
 /// same services and real servers (each change reaches all of them in one
 /// message), so their counters, rates and connection counts are summed
-/// (rvsd runs one worker today; with several they add up as Katran's per-CPU
-/// tables do)
-/// and their connections listed together.
+/// (as Katran's per-CPU tables add up; each connection lives in its owner
+/// worker only) and their connections listed together.
 pub fn snapshot_all(workers: &[Worker]) -> Result<rvs_ipvsadm::Snapshot, OpError> {
     let mut it = workers.iter();
     let Some(first) = it.next() else {
