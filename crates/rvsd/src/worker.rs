@@ -10,7 +10,7 @@
 use crate::convert::{Op, OpError};
 use rvs_engine::{Director, DirectorConfig};
 use rvs_types::Instant;
-use std::sync::mpsc::{Receiver, TryRecvError, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
