@@ -551,6 +551,9 @@ impl Port for XdpPort {
             if let ServiceKey::Addr { addr, .. } = s.cfg.key {
                 classes.vips.insert(addr);
             }
+            if s.cfg.persistence.is_some() {
+                classes.persistent(s.cfg.key.af() == rvs_types::Af::V4, s.cfg.netmask);
+            }
             for dst in &s.dests {
                 if dst.cfg.fwd == Forward::Masq {
                     classes.reals.insert(dst.cfg.addr);

@@ -79,13 +79,49 @@ pub fn links(n: usize) -> Vec<Links> {
 }
 
 /// What the steering program decided, as addresses: the VIPs and the NAT
-/// real servers (refreshed at every configuration change).
-#[derive(Clone, Debug, Default)]
+/// real servers, and how wide a client network is (refreshed at every
+/// configuration change).
+#[derive(Clone, Debug)]
 pub struct Classes {
     /// Service addresses.
     pub vips: HashSet<Addr>,
     /// NAT real servers' addresses.
     pub reals: HashSet<Addr>,
+    /// IPv4 client network prefix length: 24, or the widest persistence
+    /// mask of an IPv4 service when that is wider.
+    pub v4_bits: u8,
+    /// IPv6 client network prefix length: 64, or the widest persistence
+    /// prefix of an IPv6 service when that is wider.
+    pub v6_bits: u8,
+}
+
+impl Default for Classes {
+    fn default() -> Self {
+        Self {
+            vips: HashSet::new(),
+            reals: HashSet::new(),
+            v4_bits: DEFAULT_V4_BITS,
+            v6_bits: DEFAULT_V6_BITS,
+        }
+    }
+}
+
+/// The IPv4 client network without a wider persistence mask: /24.
+pub const DEFAULT_V4_BITS: u8 = 24;
+/// The IPv6 client network without a wider persistence prefix: /64.
+pub const DEFAULT_V6_BITS: u8 = 64;
+
+impl Classes {
+    /// Widens the client network to a persistent service's mask
+    /// (`netmask`: its prefix length), so that every client of one
+    /// persistence template has one owner.
+    pub fn persistent(&mut self, v4: bool, netmask: u8) {
+        if v4 {
+            self.v4_bits = self.v4_bits.min(netmask);
+        } else {
+            self.v6_bits = self.v6_bits.min(netmask);
+        }
+    }
 }
 
 /// The client address of a steered frame: the source of a frame to a VIP
@@ -117,24 +153,30 @@ pub fn client_of(info: &PacketInfo, c: &Classes, marked: bool) -> Option<Addr> {
     }
 }
 
-/// The client network: IPv4 masked to /24, IPv6 to /64 (persistence with
-/// `-M 255.255.255.0` or any narrower mask stays on one worker).
-pub fn client_net(a: Addr) -> [u8; 16] {
+/// The client network: IPv4 masked to `c.v4_bits` (/24 unless a
+/// persistent service's mask is wider), IPv6 to `c.v6_bits` (/64 likewise),
+/// so every connection of a persistence template has one owner.
+pub fn client_net(a: Addr, c: &Classes) -> [u8; 16] {
     let mut o = a.octets16();
-    if a.is_v4() {
-        o[15] = 0;
+    // IPv4 is held mapped: its prefix starts after the 96 bits in front.
+    let bits = if a.is_v4() {
+        96 + usize::from(c.v4_bits.min(32))
     } else {
-        o[8..].fill(0);
+        usize::from(c.v6_bits.min(128))
+    };
+    for (i, b) in o.iter_mut().enumerate() {
+        let keep = bits.saturating_sub(i * 8).min(8);
+        *b &= !(0xffu8.checked_shr(keep as u32).unwrap_or(0));
     }
     o
 }
 
 /// The owner worker of a client address among `n` workers.
-pub fn owner_of(client: Addr, n: usize) -> usize {
+pub fn owner_of(client: Addr, c: &Classes, n: usize) -> usize {
     if n <= 1 {
         return 0;
     }
-    let o = client_net(client);
+    let o = client_net(client, c);
     let hi = u64::from_le_bytes(o[..8].try_into().unwrap_or_default());
     let lo = u64::from_le_bytes(o[8..].try_into().unwrap_or_default());
     let mut h = (hi ^ lo.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -151,7 +193,7 @@ pub fn frame_owner(frame: &[u8], c: &Classes, marked: bool, n: usize) -> Option<
         return Some(0);
     }
     match rvs_wire::parse_frame(frame) {
-        Ok(Parsed::Ip(info)) => client_of(&info, c, marked).map(|a| owner_of(a, n)),
+        Ok(Parsed::Ip(info)) => client_of(&info, c, marked).map(|a| owner_of(a, c, n)),
         _ => None,
     }
 }
@@ -306,29 +348,75 @@ mod tests {
             // Neither end known: not classified.
             assert_eq!(client_of(&info(router, cip), &c, false), None);
             for n in 1..=8 {
-                let o = owner_of(cip, n);
+                let o = owner_of(cip, &c, n);
                 assert!(o < n);
-                assert_eq!(owner_of(cip, n), o);
+                assert_eq!(owner_of(cip, &c, n), o);
             }
         }
     }
 
     #[test]
     fn client_network_has_one_owner_and_owners_spread() {
+        let d = Classes::default();
         for n in [2usize, 3, 4] {
-            let base = owner_of(a4("192.0.2.0"), n);
+            let base = owner_of(a4("192.0.2.0"), &d, n);
             for host in 0..=255u8 {
-                assert_eq!(owner_of(Addr::v4([192, 0, 2, host]), n), base);
+                assert_eq!(owner_of(Addr::v4([192, 0, 2, host]), &d, n), base);
             }
-            let v6 = owner_of(a4("2001:db8:1:2::"), n);
-            assert_eq!(owner_of(a4("2001:db8:1:2:ffff:1:2:3"), n), v6);
+            let v6 = owner_of(a4("2001:db8:1:2::"), &d, n);
+            assert_eq!(owner_of(a4("2001:db8:1:2:ffff:1:2:3"), &d, n), v6);
             let mut seen = vec![0usize; n];
             for net in 0..=255u8 {
-                seen[owner_of(Addr::v4([10, 1, net, 7]), n)] += 1;
+                seen[owner_of(Addr::v4([10, 1, net, 7]), &d, n)] += 1;
             }
             assert!(seen.iter().all(|&k| k > 256 / n / 2), "{seen:?}");
         }
-        assert_eq!(owner_of(a4("10.0.0.1"), 1), 0);
+        assert_eq!(owner_of(a4("10.0.0.1"), &d, 1), 0);
+    }
+
+    #[test]
+    fn wider_persistence_mask_widens_the_client_network() {
+        // -M 255.255.0.0 (and an IPv6 service with a /48): every client of
+        // one template network has one owner; a narrower mask than the
+        // default changes nothing.
+        let mut c = Classes::default();
+        c.persistent(true, 28);
+        c.persistent(false, 96);
+        assert_eq!((c.v4_bits, c.v6_bits), (24, 64));
+        c.persistent(true, 16);
+        c.persistent(false, 48);
+        assert_eq!((c.v4_bits, c.v6_bits), (16, 48));
+        c.persistent(true, 20);
+        assert_eq!(c.v4_bits, 16);
+        let d = Classes::default();
+        for n in [2usize, 3, 4] {
+            let o = owner_of(Addr::v4([172, 16, 0, 1]), &c, n);
+            let mut spread = std::collections::HashSet::new();
+            for net in 0..=255u8 {
+                assert_eq!(owner_of(Addr::v4([172, 16, net, net]), &c, n), o);
+                spread.insert(owner_of(Addr::v4([172, 16, net, net]), &d, n));
+            }
+            assert_eq!(
+                spread.len(),
+                n,
+                "the /24s of a /16 spread without the wider mask"
+            );
+            let o6 = owner_of(a4("2001:db8:1::"), &c, n);
+            for sub in 0..=255u16 {
+                let a = Addr::from(std::net::IpAddr::V6(std::net::Ipv6Addr::new(
+                    0x2001, 0xdb8, 1, sub, 1, 2, 3, 4,
+                )));
+                assert_eq!(owner_of(a, &c, n), o6);
+            }
+        }
+        // The mask itself: bits beyond the prefix cleared, none before.
+        let net = client_net(Addr::v4([172, 16, 0xab, 0xcd]), &c);
+        assert_eq!(&net[12..], &[172, 16, 0, 0]);
+        let mut c5 = Classes::default();
+        c5.persistent(true, 13);
+        let net = client_net(Addr::v4([172, 0xff, 1, 1]), &c5);
+        assert_eq!(&net[12..], &[172, 0xf8, 0, 0]);
+        assert_eq!(&net[..12], &Addr::v4([0, 0, 0, 0]).octets16()[..12]);
     }
 
     #[test]
@@ -343,7 +431,7 @@ mod tests {
         let rep = fx::tcp(m, m, fx::rip4(1), 8080, fx::cip4(), 40000, 0x12, b"");
         let err = fx::icmp_too_big(m, m, fx::dip4(), fx::cip4(), 1400, fx::ip_of(&fwd));
         for n in 2..=5 {
-            let o = owner_of(fx::cip4(), n);
+            let o = owner_of(fx::cip4(), &c, n);
             assert_eq!(frame_owner(&req, &c, false, n), Some(o));
             assert_eq!(frame_owner(&rep, &c, false, n), Some(o));
             assert_eq!(frame_owner(&err, &c, false, n), Some(o));
