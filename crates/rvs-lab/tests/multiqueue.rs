@@ -17,7 +17,11 @@
 //! persistent service with `-M 255.255.255.0` sends every connection of the
 //! client to one real server, NAT replies arriving on other queues are
 //! answered, the hand-off counters grow, `-L -c` lists every worker's
-//! connections and `-Z` zeroes every worker's counters. Skipped, with the reason, when not
+//! connections and `-Z` zeroes every worker's counters. Clients in eight
+//! /24s (extra client addresses) have several owner workers, which all run
+//! frames and whose connections are all listed; a `-s sh -p -M 255.255.0.0`
+//! service still sends all eight networks to one real server (one
+//! template). Skipped, with the reason, when not
 //! root. Nothing is attached to the root namespace's interfaces, no lab
 //! address is seen on them, and no namespace is left behind.
 
@@ -132,6 +136,115 @@ fn busy_queues(
         .collect()
 }
 
+/// Client networks of the many-networks part: 10.10.K.0/24, K = 1..=NETS.
+const NETS: u8 = 8;
+/// Connections from each of them, per service.
+const PER_NET: usize = 6;
+
+/// `n` HTTP GETs from `src` to `vip:port`, connection `i` from source port
+/// `sport + i` (distinct ports: no entry of an earlier connection reused).
+fn http_from(t: &Topology, src: &str, vip: &str, port: u16, n: usize, sport: u16) -> Vec<String> {
+    let script = format!(
+        "import http.client\nfor i in range({n}):\n    try:\n        c = http.client.HTTPConnection('{vip}', {port}, timeout=3, source_address=('{src}', {sport} + i))\n        c.request('GET', '/')\n        print(c.getresponse().read().decode().strip())\n        c.close()\n    except Exception as e:\n        print('ERR', type(e).__name__)\n"
+    );
+    match t.lab.exec("c", &["python3", "-c", &script]) {
+        Ok(out) => out.lines().map(str::to_string).collect(),
+        Err(e) => vec![format!("ERR {e}")],
+    }
+}
+
+fn many_client_networks(t: &Topology) {
+    let nets: Vec<String> = (1..=NETS).map(|k| format!("10.10.{k}.2")).collect();
+    for (k, a) in nets.iter().enumerate() {
+        t.lab
+            .exec("c", &["ip", "addr", "add", &format!("{a}/24"), "dev", "c0"])
+            .unwrap();
+        let net = format!("10.10.{}.0/24", k + 1);
+        t.lab
+            .exec("d", &["ip", "route", "add", &net, "via", "10.10.0.2"])
+            .unwrap();
+    }
+    // Which workers own them, by rvsd's own owner function (no persistence
+    // wider than /24 is configured yet).
+    let classes = rvsd::handoff::Classes::default();
+    let owners: std::collections::BTreeSet<usize> = nets
+        .iter()
+        .map(|a| {
+            let ip: std::net::IpAddr = a.parse().unwrap();
+            rvsd::handoff::owner_of(ip.into(), &classes, QUEUES as usize)
+        })
+        .collect();
+    assert!(
+        owners.len() > 1,
+        "the lab's client networks all hash to {owners:?}"
+    );
+
+    let before = workers(t);
+    for (k, a) in nets.iter().enumerate() {
+        let got = http_from(t, a, VIP_NAT, 80, PER_NET, 20000 + 100 * k as u16);
+        assert!(
+            got.len() == PER_NET && got.iter().all(|b| b.starts_with("rs")),
+            "from {a}: {got:?}"
+        );
+    }
+    let after = workers(t);
+    let grew: Vec<u32> = after
+        .iter()
+        .filter(|w| {
+            before
+                .iter()
+                .find(|b| b.worker == w.worker)
+                .is_some_and(|b| w.taken_over > b.taken_over)
+        })
+        .map(|w| w.worker)
+        .collect();
+    eprintln!("owners {owners:?}; workers that took frames over: {grew:?}");
+    assert!(
+        grew.len() > 1,
+        "frames of {} client networks were run by only {grew:?}: {after:?}",
+        nets.len()
+    );
+    // Each network's connections are listed, from whichever worker.
+    let conns = t.list("-L -n -c").unwrap();
+    for a in &nets {
+        let n = conns
+            .lines()
+            .filter(|l| l.contains(&format!(" {a}:")) && l.contains(&format!("{VIP_NAT}:80")))
+            .count();
+        assert_eq!(n, PER_NET, "{a}: {conns}");
+    }
+
+    // A template network wider than /24: source hashing would put the
+    // networks on both real servers, persistence must not.
+    let mut cmds = vec![format!("-A -t {VIP_NAT}:82 -s sh -p 300 -M 255.255.0.0")];
+    for k in 1..=SERVERS {
+        cmds.push(format!("-a -t {VIP_NAT}:82 -r {}:80 -m", rip(k)));
+    }
+    let lines: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    t.ipvsadm(&lines).unwrap();
+    let mut all = Vec::new();
+    for (k, a) in nets.iter().enumerate() {
+        all.extend(http_from(
+            t,
+            a,
+            VIP_NAT,
+            82,
+            PER_NET,
+            21000 + 100 * k as u16,
+        ));
+    }
+    let d = distribution(&all);
+    assert_eq!(d.len(), 1, "-M 255.255.0.0 across workers: {d:?}");
+    assert!(d.keys().all(|k| k.starts_with("rs")), "{d:?}");
+    let templates = t
+        .list("-L -n -c")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("NONE") && l.contains(&format!("{VIP_NAT}:82")))
+        .count();
+    assert_eq!(templates, 1, "one persistence template for 10.10.0.0/16");
+}
+
 #[test]
 fn every_queue_is_served_nat_and_dr() {
     if let Some(why) = unavailable() {
@@ -217,6 +330,12 @@ fn every_queue_is_served_nat_and_dr() {
             "persistent service: {d:?}"
         );
 
+        // Clients in many networks: NETS /24s, whose owners spread over
+        // the workers, so several directors run at once; then a
+        // `-M 255.255.0.0` service, whose template network spans them all,
+        // must still give every one of them the same real server.
+        many_client_networks(&t);
+
         // NAT: every request answered, rr over the real servers.
         let got = t.http(&format!("http://{VIP_NAT}/"), CONNS);
         let d = distribution(&got);
@@ -282,7 +401,8 @@ fn every_queue_is_served_nat_and_dr() {
         );
 
         let stats = t.list("-L -n --stats").unwrap();
-        for svc in [VIP_NAT, VIP_DR] {
+        let extra = usize::from(NETS) * PER_NET;
+        for (svc, want) in [(VIP_NAT, CONNS + extra), (VIP_DR, CONNS)] {
             let line = stats
                 .lines()
                 .find(|l| l.starts_with(&format!("TCP  {svc}:80")))
@@ -292,7 +412,7 @@ fn every_queue_is_served_nat_and_dr() {
                 .nth(2)
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
-            assert_eq!(conns, CONNS, "{stats}");
+            assert_eq!(conns, want, "{stats}");
         }
 
         // Frames crossed workers, none was lost to a full ring.
