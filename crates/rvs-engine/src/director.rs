@@ -79,6 +79,10 @@ pub struct DirectorConfig {
     pub sched: SchedParams,
     /// Record [`Event`]s for the sync daemon and the XDP fast path.
     pub events: bool,
+    /// Real servers' connection counts shared with other directors (rvsd's
+    /// workers), so that thresholds count every director's connections
+    /// (`crate::load`). `None`: this director's own.
+    pub shared_load: Option<std::sync::Arc<crate::load::SharedLoad>>,
 }
 
 impl Default for DirectorConfig {
@@ -97,6 +101,7 @@ impl Default for DirectorConfig {
             tunnel_src_v6: Addr::UNSPECIFIED,
             sched: SchedParams::default(),
             events: false,
+            shared_load: None,
         }
     }
 }
@@ -1523,7 +1528,12 @@ impl Director {
         // The kernel links a new dest at the head of the service's list
         // (`list_add_rcu`), and schedulers walk that list: keep the same
         // order so that choices are the kernel's.
-        svc.dests.insert(0, Dest::new(id, cfg));
+        let load = self
+            .cfg
+            .shared_load
+            .as_ref()
+            .map(|l| l.dest(*key, cfg.addr, cfg.port));
+        svc.dests.insert(0, Dest::with_load(id, cfg, load));
         svc.sched.update(&svc.dests);
         self.next_dest_id += 1;
         self.topo.dest_loc.push(Loc::Gone);

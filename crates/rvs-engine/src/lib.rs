@@ -17,6 +17,7 @@
 //! ```
 
 mod director;
+pub mod load;
 mod model;
 mod service;
 pub mod stats;

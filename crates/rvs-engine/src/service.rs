@@ -1,10 +1,12 @@
 //! Runtime state of virtual services and real servers ("dests"): the
 //! configuration plus the counters IPVS keeps on them.
 
+use crate::load::DestLoad;
 use crate::model::{DestConfig, ServiceConfig};
 use crate::stats::{Counters, Estimator};
 use rvs_sched::{DestView, SchedParams, Scheduler};
 use rvs_types::Addr;
+use std::sync::Arc;
 
 /// A real server as the engine runs it.
 ///
@@ -25,10 +27,18 @@ pub(crate) struct Dest {
     pub(crate) cfg: DestConfig,
     pub(crate) stats: Counters,
     pub(crate) est: Estimator,
+    /// The counts shared with other directors (`crate::load`): thresholds
+    /// and the overload flag are then about all of them.
+    load: Option<Arc<DestLoad>>,
 }
 
 impl Dest {
+    #[cfg(test)]
     pub(crate) fn new(id: u32, cfg: DestConfig) -> Self {
+        Self::with_load(id, cfg, None)
+    }
+
+    pub(crate) fn with_load(id: u32, cfg: DestConfig, load: Option<Arc<DestLoad>>) -> Self {
         Self {
             weight: cfg.weight,
             id,
@@ -39,6 +49,7 @@ impl Dest {
             overloaded: false,
             stats: Counters::default(),
             est: Estimator::default(),
+            load,
         }
     }
 
@@ -46,16 +57,32 @@ impl Dest {
         u64::from(self.activeconns) + u64::from(self.inactconns)
     }
 
+    fn set_overloaded(&mut self, on: bool) {
+        self.overloaded = on;
+        if let Some(l) = &self.load {
+            l.set_overloaded(on);
+        }
+    }
+
     /// A connection (or, with `template`, a persistence template) now uses
     /// this dest: IPVS `ip_vs_bind_dest`. New connections start inactive.
     pub(crate) fn bind(&mut self, template: bool) {
-        if template {
+        // IPVS compares active + inactive (not templates) after either.
+        let total = if template {
             self.persistconns += 1;
+            match &self.load {
+                Some(l) => u64::from(l.conns()),
+                None => self.totalconns(),
+            }
         } else {
             self.inactconns += 1;
-        }
-        if self.cfg.u_threshold != 0 && self.totalconns() >= u64::from(self.cfg.u_threshold) {
-            self.overloaded = true;
+            match &self.load {
+                Some(l) => u64::from(l.add()),
+                None => self.totalconns(),
+            }
+        };
+        if self.cfg.u_threshold != 0 && total >= u64::from(self.cfg.u_threshold) {
+            self.set_overloaded(true);
         }
     }
 
@@ -65,26 +92,34 @@ impl Dest {
     pub(crate) fn unbind(&mut self, template: bool, inactive: bool) {
         if template {
             self.persistconns = self.persistconns.saturating_sub(1);
-        } else if inactive {
-            self.inactconns = self.inactconns.saturating_sub(1);
         } else {
-            self.activeconns = self.activeconns.saturating_sub(1);
+            if inactive {
+                self.inactconns = self.inactconns.saturating_sub(1);
+            } else {
+                self.activeconns = self.activeconns.saturating_sub(1);
+            }
+            if let Some(l) = &self.load {
+                l.sub();
+            }
         }
         self.update_overload_after_unbind();
     }
 
     fn update_overload_after_unbind(&mut self) {
-        let total = self.totalconns();
+        let total = match &self.load {
+            Some(l) => u64::from(l.conns()),
+            None => self.totalconns(),
+        };
         if self.cfg.l_threshold != 0 {
             if total < u64::from(self.cfg.l_threshold) {
-                self.overloaded = false;
+                self.set_overloaded(false);
             }
         } else if self.cfg.u_threshold != 0 {
             if total * 4 < u64::from(self.cfg.u_threshold) * 3 {
-                self.overloaded = false;
+                self.set_overloaded(false);
             }
         } else {
-            self.overloaded = false;
+            self.set_overloaded(false);
         }
     }
 
@@ -110,7 +145,7 @@ impl Dest {
     /// threshold clears it (`__ip_vs_update_dest`).
     pub(crate) fn edit(&mut self, cfg: DestConfig) {
         if cfg.u_threshold == 0 || cfg.u_threshold > self.cfg.u_threshold {
-            self.overloaded = false;
+            self.set_overloaded(false);
         }
         self.weight = cfg.weight;
         self.cfg = cfg;
@@ -148,7 +183,10 @@ impl DestView for Dest {
     }
     #[inline]
     fn overloaded(&self) -> bool {
-        self.overloaded
+        match &self.load {
+            Some(l) => l.overloaded(),
+            None => self.overloaded,
+        }
     }
 }
 

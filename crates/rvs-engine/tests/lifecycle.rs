@@ -212,6 +212,60 @@ fn overloaded_server_gets_no_new_connections_until_it_drains() {
     assert_eq!(next_hop(&v), a);
 }
 
+/// Directors sharing a `SharedLoad` (rvsd's workers) hold a real server
+/// to its upper threshold over all their connections together, as IPVS
+/// does with one table; without it each would count only its own.
+#[test]
+fn thresholds_count_the_connections_of_every_director_sharing_the_load() {
+    let vip = v4("192.0.2.10");
+    let (a, b) = (v4("10.20.0.11"), v4("10.20.0.12"));
+    let key = tcp_svc(vip, 80);
+    let mut limited = dest(a, 80, 1, Forward::Masq);
+    limited.u_threshold = 2;
+    let dests = [dest(b, 80, 1, Forward::Masq), limited];
+    let cip = v4("198.51.100.7");
+    let syn = |d: &mut Director, now: u64, port: u16| {
+        next_hop(&run(d, t(now), &tcp(cip, port, vip, 80, SYN, b"")).0)
+    };
+    for shared in [true, false] {
+        let cfg = DirectorConfig {
+            shared_load: shared
+                .then(|| std::sync::Arc::new(rvs_engine::load::SharedLoad::default())),
+            ..DirectorConfig::default()
+        };
+        let mut d1 = director_cfg(cfg.clone(), key, SchedKind::Rr, &dests);
+        let mut d2 = director_cfg(cfg, key, SchedKind::Rr, &dests);
+        // One connection to a on each: two in all, a is at its threshold.
+        assert_eq!(syn(&mut d1, 1, 41000), a);
+        assert_eq!(syn(&mut d2, 1, 42000), a);
+        assert_eq!(syn(&mut d1, 1, 41001), b);
+        // d1's rr comes back to a: overloaded over both directors, so b;
+        // counted alone, d1 has one connection on a and takes it.
+        let third = syn(&mut d1, 1, 41002);
+        if !shared {
+            assert_eq!(third, a, "each director counts its own");
+            continue;
+        }
+        assert_eq!(third, b, "a is at its threshold over both directors");
+        assert_eq!(syn(&mut d2, 1, 42001), b);
+        assert_eq!(syn(&mut d2, 1, 42002), b);
+        // Each director lists its own connections.
+        assert_eq!(counts(&d1)[0], (a, 1, 0, 0));
+        assert_eq!(counts(&d2)[0], (a, 1, 0, 0));
+        // d2's connection to a is reset (CLOSE, 10 s): when it goes, one
+        // connection is left in all, 4 * 1 < 3 * 2, and the flag clears for
+        // d1 as well.
+        run(&mut d2, t(2), &tcp(a, 80, cip, 42000, SYN | ACK, b""));
+        run(&mut d2, t(2), &tcp(cip, 42000, vip, 80, ACK, b""));
+        run(&mut d2, t(2), &tcp(cip, 42000, vip, 80, RST, b""));
+        assert_eq!(syn(&mut d1, 3, 41003), b, "still overloaded while it lives");
+        d2.handle_timeout(t(13));
+        assert_eq!(counts(&d2)[0], (a, 0, 0, 0));
+        let next: Vec<Addr> = (0..2).map(|i| syn(&mut d1, 14, 41004 + i)).collect();
+        assert!(next.contains(&a), "a takes connections again: {next:?}");
+    }
+}
+
 /// With events on, every connection's birth and end is reported (what the
 /// sync sender and the XDP fast-path table follow).
 #[test]

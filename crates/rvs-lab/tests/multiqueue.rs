@@ -21,7 +21,8 @@
 //! /24s (extra client addresses) have several owner workers, which all run
 //! frames and whose connections are all listed; a `-s sh -p -M 255.255.0.0`
 //! service still sends all eight networks to one real server (one
-//! template). Skipped, with the reason, when not
+//! template), and a real server's `-x 4` holds over all the workers'
+//! connections together. Skipped, with the reason, when not
 //! root. Nothing is attached to the root namespace's interfaces, no lab
 //! address is seen on them, and no namespace is left behind.
 
@@ -153,6 +154,55 @@ fn http_from(t: &Topology, src: &str, vip: &str, port: u16, n: usize, sport: u16
     }
 }
 
+/// TCP connections held open from the client (`per` from each source in
+/// `srcs`, source ports from `sport`), until dropped.
+struct Held(std::process::Child);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn hold_connections(
+    t: &Topology,
+    srcs: &[String],
+    vip: &str,
+    port: u16,
+    per: usize,
+    sport: u16,
+) -> Held {
+    use std::io::BufRead;
+    let list: Vec<String> = srcs.iter().map(|s| format!("'{s}'")).collect();
+    let script = format!(
+        "import socket, sys, time\nheld = []\nfor k, src in enumerate([{}]):\n    for i in range({per}):\n        s = socket.socket()\n        s.settimeout(3)\n        s.bind((src, {sport} + 100 * k + i))\n        s.connect(('{vip}', {port}))\n        held.append(s)\nprint('ready', len(held))\nsys.stdout.flush()\ntime.sleep(20)\n",
+        list.join(", ")
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &t.lab.ns("c"), "python3", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let held = Held(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_default();
+    assert_eq!(
+        line.trim(),
+        format!("ready {}", srcs.len() * per),
+        "holding connections"
+    );
+    held
+}
+
 fn many_client_networks(t: &Topology) {
     let nets: Vec<String> = (1..=NETS).map(|k| format!("10.10.{k}.2")).collect();
     for (k, a) in nets.iter().enumerate() {
@@ -213,6 +263,38 @@ fn many_client_networks(t: &Topology) {
             .count();
         assert_eq!(n, PER_NET, "{a}: {conns}");
     }
+
+    // Thresholds over all workers: -x 4 on rs1 (weight 100 against 1, so
+    // wrr prefers it), 16 connections held open from the eight networks
+    // (several owner workers): rs1 takes 4 in all, not 4 per worker.
+    let mut cmds = vec![format!("-A -t {VIP_NAT}:83 -s wrr")];
+    cmds.push(format!(
+        "-a -t {VIP_NAT}:83 -r {}:80 -m -w 100 -x 4",
+        rip(1)
+    ));
+    cmds.push(format!("-a -t {VIP_NAT}:83 -r {}:80 -m -w 1", rip(2)));
+    let lines: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    t.ipvsadm(&lines).unwrap();
+    let held = hold_connections(t, &nets, VIP_NAT, 83, 2, 22000);
+    let listing = t.list("-L -n").unwrap();
+    let active = |r: &str| -> Option<u32> {
+        let mut in_svc = false;
+        for l in listing.lines() {
+            if l.starts_with("TCP") {
+                in_svc = l.contains(&format!("{VIP_NAT}:83"));
+            } else if in_svc && l.contains(&format!("-> {r}:80")) {
+                return l.split_whitespace().nth(4).and_then(|n| n.parse().ok());
+            }
+        }
+        None
+    };
+    let (a1, a2) = (active(&rip(1)), active(&rip(2)));
+    drop(held);
+    assert_eq!(
+        (a1, a2),
+        (Some(4), Some(12)),
+        "-x 4 over all workers:\n{listing}"
+    );
 
     // A template network wider than /24: source hashing would put the
     // networks on both real servers, persistence must not.

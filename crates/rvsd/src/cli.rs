@@ -178,6 +178,13 @@ fn run(args: Args) -> anyhow::Result<i32> {
         // also the fwmark path's).
         let shared = crate::dataplane::Shared::open(&interfaces).map_err(|e| anyhow::anyhow!(e))?;
         let n = shared.workers();
+        // Several workers count real servers' connections together, so
+        // thresholds hold over all of them (rvs_engine::load). The control
+        // plane's scratch directors (validation) do not share them.
+        let worker_cfg = rvs_engine::DirectorConfig {
+            shared_load: (n > 1).then(|| Arc::new(rvs_engine::load::SharedLoad::default())),
+            ..director.clone()
+        };
         for (w, links) in crate::handoff::links(n).into_iter().enumerate() {
             let shared = shared.clone();
             let make_port: crate::worker::MakePort = Box::new(move || {
@@ -185,7 +192,7 @@ fn run(args: Args) -> anyhow::Result<i32> {
                     .map(|p| Box::new(p) as Box<dyn crate::worker::Port>)
             });
             workers.push(
-                Worker::spawn_nth(w, director.clone(), make_port, start)
+                Worker::spawn_nth(w, worker_cfg.clone(), make_port, start)
                     .with_context(|| format!("starting worker {w}"))?,
             );
         }

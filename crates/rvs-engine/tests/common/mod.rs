@@ -125,7 +125,17 @@ pub(crate) fn dest(addr: Addr, port: u16, weight: i32, fwd: Forward) -> DestConf
 
 /// A director with one service and the given real servers.
 pub(crate) fn director_with(key: ServiceKey, sched: SchedKind, dests: &[DestConfig]) -> Director {
-    let mut d = Director::new(DirectorConfig::default(), Instant::ZERO);
+    director_cfg(DirectorConfig::default(), key, sched, dests)
+}
+
+/// [`director_with`] with director-wide settings.
+pub(crate) fn director_cfg(
+    cfg: DirectorConfig,
+    key: ServiceKey,
+    sched: SchedKind,
+    dests: &[DestConfig],
+) -> Director {
+    let mut d = Director::new(cfg, Instant::ZERO);
     let mut s = ServiceConfig::new(key);
     s.sched = sched;
     d.add_service(s).unwrap();
