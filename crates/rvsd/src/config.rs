@@ -36,6 +36,7 @@ struct DirectorSection {
     expire_quiescent_template: Option<bool>,
     sloppy_tcp: Option<bool>,
     sloppy_sctp: Option<bool>,
+    conn_reuse_mode: Option<Spanned<i64>>,
     tunnel_mtu: Option<Spanned<u32>>,
     tunnel_src_v4: Option<Spanned<String>>,
     tunnel_src_v6: Option<Spanned<String>>,
@@ -188,6 +189,28 @@ pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
         director.expire_quiescent_template = d.expire_quiescent_template.unwrap_or(false);
         director.sloppy_tcp = d.sloppy_tcp.unwrap_or(false);
         director.sloppy_sctp = d.sloppy_sctp.unwrap_or(false);
+        if let Some(m) = d.conn_reuse_mode {
+            let (off, m) = (m.span().start, *m.get_ref());
+            director.reuse_fin_wait = match m {
+                1 => false,
+                // Bit 2: also a SYN on a FIN_WAIT entry of a DR/TUN
+                // connection (the last state a director that sees one
+                // direction tracks).
+                2 | 3 => true,
+                0 => {
+                    return Err(at(
+                        off,
+                        "conn_reuse_mode 0 is not offered: rvs always gives a SYN on a TIME_WAIT or CLOSE entry a new scheduling decision, at once (IPVS's bit 1 without its one-second stall); use 1, or 3 to add FIN_WAIT",
+                    ));
+                }
+                _ => {
+                    return Err(at(
+                        off,
+                        &format!("conn_reuse_mode {m} is not one of 1, 2, 3"),
+                    ));
+                }
+            };
+        }
         if let Some(m) = d.tunnel_mtu {
             let (off, m) = (m.span().start, *m.get_ref());
             if !(576..=65535).contains(&m) {

@@ -94,6 +94,26 @@ fn syntax_and_unknown_keys() {
 }
 
 #[test]
+fn conn_reuse_mode_as_the_sysctl() {
+    let c = parse("t.toml", "").unwrap();
+    assert!(!c.director.reuse_fin_wait);
+    for (v, fin) in [(1, false), (2, true), (3, true)] {
+        let c = parse("t.toml", &format!("[director]\nconn_reuse_mode = {v}\n")).unwrap();
+        assert_eq!(c.director.reuse_fin_wait, fin, "{v}");
+    }
+    let e = err("[director]\n\nconn_reuse_mode = 0\n");
+    assert!(
+        e.starts_with("t.toml:3: ") && e.contains("not offered"),
+        "{e}"
+    );
+    let e = err("[director]\nconn_reuse_mode = 7\n");
+    assert!(
+        e.starts_with("t.toml:2: ") && e.contains("not one of"),
+        "{e}"
+    );
+}
+
+#[test]
 fn ipvsadm_rules_point_at_the_field() {
     // ipvsadm's own messages, at the line of the field at fault.
     assert_eq!(
