@@ -1,6 +1,7 @@
 //! Prometheus metrics on an opt-in listen address: per service and per real
 //! server connections, packets and bytes (counters), rates (gauges), drops by
-//! reason, connection table size, dataplane queue figures (rx, tx, tx ring
+//! reason, connection table size, per-worker hand-off figures, dataplane
+//! queue figures (rx, tx, tx ring
 //! full, no next hop) when rvsd serves interfaces. Labels: `protocol`,
 //! `vip`, `port` (or `fwmark`), `family`, and `server` for real servers.
 //! Rendered from a fresh snapshot per scrape, so the packet path carries no
@@ -43,6 +44,11 @@ struct DestLabels {
 #[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
 struct DropLabels {
     reason: String,
+}
+
+#[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: String,
 }
 
 #[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
@@ -227,6 +233,30 @@ pub fn render(control: &Mutex<Control>) -> String {
         Counter,
         QueueLabels
     );
+    let w_off = fam!(
+        "worker_handed_off_frames",
+        "Frames a worker received and handed to their owner worker",
+        Counter,
+        WorkerLabels
+    );
+    let w_over = fam!(
+        "worker_taken_over_frames",
+        "Frames other workers handed to this one",
+        Counter,
+        WorkerLabels
+    );
+    let w_full = fam!(
+        "worker_ring_full",
+        "Frames dropped: the hand-off ring to another worker was full",
+        Counter,
+        WorkerLabels
+    );
+    let w_nh = fam!(
+        "worker_no_next_hop",
+        "Handed-over forwarded frames dropped for want of a next hop",
+        Counter,
+        WorkerLabels
+    );
     let drops = fam!("drops", "Frames dropped, by reason", Counter, DropLabels);
     let conns = Gauge::<i64>::default();
     reg.register(
@@ -294,6 +324,15 @@ pub fn render(control: &Mutex<Control>) -> String {
         q_tx.get_or_create(&l).inc_by(q.tx);
         q_full.get_or_create(&l).inc_by(q.tx_full);
         q_nh.get_or_create(&l).inc_by(q.no_next_hop);
+    }
+    for w in stats.iter().flat_map(|g| &g.workers) {
+        let l = WorkerLabels {
+            worker: w.worker.to_string(),
+        };
+        w_off.get_or_create(&l).inc_by(w.handed_off);
+        w_over.get_or_create(&l).inc_by(w.taken_over);
+        w_full.get_or_create(&l).inc_by(w.ring_full);
+        w_nh.get_or_create(&l).inc_by(w.no_next_hop);
     }
     let mut out = String::new();
     let _ = encode(&mut out, &reg);

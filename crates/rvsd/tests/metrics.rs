@@ -118,3 +118,57 @@ fn a_silent_client_does_not_block_others_and_other_paths_are_404() {
     stop.store(true, Ordering::Relaxed);
     t.join().unwrap();
 }
+
+/// A port with hand-off figures, as a multi-queue worker reports them.
+struct HandoffPort(u32);
+
+impl rvsd::worker::Port for HandoffPort {
+    fn poll(
+        &mut self,
+        _: &mut rvs_engine::Director,
+        _: rvs_types::Instant,
+        budget: std::time::Duration,
+    ) -> usize {
+        std::thread::sleep(budget.min(std::time::Duration::from_millis(1)));
+        0
+    }
+
+    fn worker_stats(&self) -> Option<rvsd::worker::WorkerStats> {
+        Some(rvsd::worker::WorkerStats {
+            worker: self.0,
+            handed_off: 10 + u64::from(self.0),
+            taken_over: 20 + u64::from(self.0),
+            ring_full: 3,
+            no_next_hop: 1,
+        })
+    }
+}
+
+#[test]
+fn per_worker_hand_off_figures() {
+    let workers = (0..2u32)
+        .map(|w| {
+            let make: rvsd::worker::MakePort =
+                Box::new(move || Ok(Box::new(HandoffPort(w)) as Box<dyn rvsd::worker::Port>));
+            Worker::spawn_nth(
+                w as usize,
+                DirectorConfig::default(),
+                make,
+                std::time::Instant::now(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let c = Mutex::new(Control::new(DirectorConfig::default(), workers));
+    let text = rvsd::metrics::render(&c);
+    for (w, off, over) in [(0, 10, 20), (1, 11, 21)] {
+        for line in [
+            format!("rvs_worker_handed_off_frames_total{{worker=\"{w}\"}} {off}"),
+            format!("rvs_worker_taken_over_frames_total{{worker=\"{w}\"}} {over}"),
+            format!("rvs_worker_ring_full_total{{worker=\"{w}\"}} 3"),
+            format!("rvs_worker_no_next_hop_total{{worker=\"{w}\"}} 1"),
+        ] {
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+    }
+}
