@@ -245,3 +245,38 @@ mod weighted_least_tests {
         }
     }
 }
+
+/// An empty slot of a hashing scheduler's table (sh buckets, mh lookup).
+pub(crate) const EMPTY_SLOT: u32 = u32::MAX;
+
+/// The available dest a hashing scheduler's table slot names (sh, mh):
+/// `Err(())` for an empty slot (the kernel stops there), `Ok(None)` for a
+/// dest that is quiescent or overloaded, or that `ids` says has changed.
+#[inline(always)]
+pub(crate) fn slot_dest<D: DestView>(
+    slots: &[u32],
+    ids: &[u32],
+    dests: &[D],
+    e: usize,
+) -> Result<Option<usize>, ()> {
+    let i = *slots.get(e).ok_or(())?;
+    if i == EMPTY_SLOT {
+        return Err(());
+    }
+    let i = i as usize;
+    let id = *ids.get(i).ok_or(())?;
+    let d = dests.get(i).filter(|d| d.id() == id).ok_or(())?;
+    Ok((d.weight() > 0 && !d.overloaded()).then_some(i))
+}
+
+/// The source port sh and mh mix into their hash: with their `-port`
+/// flag and a protocol that has ports, else 0.
+#[inline(always)]
+pub(crate) fn hash_port(port_flag: bool, input: &crate::SchedInput) -> u16 {
+    use rvs_types::Proto;
+    if port_flag && matches!(input.proto, Proto::TCP | Proto::UDP | Proto::SCTP) {
+        input.sport
+    } else {
+        0
+    }
+}

@@ -28,12 +28,10 @@
 //! `hsiphash(roffset + port + fold(saddr); key1) % M`, until an available
 //! dest (or an empty entry) is met. Lookup is O(1).
 
-use rvs_types::Proto;
-
-use crate::common::{addr_fold, gcd};
+use crate::common::{EMPTY_SLOT, addr_fold, gcd, hash_port, slot_dest};
 use crate::{DestView, SchedFlags, SchedInput};
 
-const NONE: u32 = u32::MAX;
+const NONE: u32 = EMPTY_SLOT;
 
 /// The kernel's table sizes (`primes[]`), index = `CONFIG_IP_VS_MH_TAB_INDEX − 8`.
 pub(crate) const PRIMES: [u32; 10] = [
@@ -198,30 +196,13 @@ impl Mh {
         (hsiphash_u32(v, KEY1) % self.size) as usize
     }
 
-    /// `Err(())` for an empty entry, `Ok(None)` for an unavailable dest.
-    #[inline(always)]
-    fn at<D: DestView>(&self, dests: &[D], e: usize) -> Result<Option<usize>, ()> {
-        let i = *self.lookup.get(e).ok_or(())?;
-        if i == NONE {
-            return Err(());
-        }
-        let i = i as usize;
-        let id = *self.ids.get(i).ok_or(())?;
-        let d = dests.get(i).filter(|d| d.id() == id).ok_or(())?;
-        Ok((d.weight() > 0 && !d.overloaded()).then_some(i))
-    }
-
     /// `ip_vs_mh_schedule` (with `ip_vs_mh_get` / `ip_vs_mh_get_fallback`).
     #[inline]
     pub(crate) fn schedule<D: DestView>(&self, dests: &[D], input: &SchedInput) -> Option<usize> {
         let fold = addr_fold(&input.saddr);
-        let port = if self.port && matches!(input.proto, Proto::TCP | Proto::UDP | Proto::SCTP) {
-            input.sport
-        } else {
-            0
-        };
+        let port = hash_port(self.port, input);
         let ihash = self.entry(fold, port, 0);
-        match self.at(dests, ihash) {
+        match slot_dest(&self.lookup, &self.ids, dests, ihash) {
             Ok(Some(i)) => return Some(i),
             Ok(None) if self.fallback => {}
             _ => return None,
@@ -229,7 +210,12 @@ impl Mh {
         let m = self.size as usize;
         for offset in 0..m {
             let roffset = ((offset + ihash) % m) as u32;
-            match self.at(dests, self.entry(fold, port, roffset)) {
+            match slot_dest(
+                &self.lookup,
+                &self.ids,
+                dests,
+                self.entry(fold, port, roffset),
+            ) {
                 Ok(Some(i)) => return Some(i),
                 Ok(None) => {}
                 Err(()) => return None,
@@ -291,7 +277,7 @@ pub(crate) fn hsiphash_u32(v: u32, k: u64) -> u32 {
 mod tests {
     use super::*;
     use crate::TestDest;
-    use rvs_types::{Addr, Instant};
+    use rvs_types::{Addr, Instant, Proto};
 
     /// Expected values below come from an independent Python model
     /// (SipHash written from the paper and checked against its SipHash-2-4

@@ -17,12 +17,10 @@
 //! k = 0.. size−1, looking at bucket `hashkey(roffset)`, and take the first
 //! available dest.
 
-use rvs_types::Proto;
-
-use crate::common::{addr_fold, hash_32};
+use crate::common::{EMPTY_SLOT, addr_fold, hash_32, hash_port, slot_dest};
 use crate::{DestView, SchedFlags, SchedInput};
 
-const NONE: u32 = u32::MAX;
+const NONE: u32 = EMPTY_SLOT;
 
 /// SH state: bucket → dest index, with the ids seen at the last update.
 #[derive(Clone, Debug)]
@@ -78,31 +76,13 @@ impl Sh {
             as usize
     }
 
-    /// The available dest at bucket `h`: `Err(())` for an empty bucket (the
-    /// kernel stops there), `Ok(None)` for an unavailable dest.
-    #[inline(always)]
-    fn at<D: DestView>(&self, dests: &[D], h: usize) -> Result<Option<usize>, ()> {
-        let i = *self.buckets.get(h).ok_or(())?;
-        if i == NONE {
-            return Err(());
-        }
-        let i = i as usize;
-        let id = *self.ids.get(i).ok_or(())?;
-        let d = dests.get(i).filter(|d| d.id() == id).ok_or(())?;
-        Ok((d.weight() > 0 && !d.overloaded()).then_some(i))
-    }
-
     /// `ip_vs_sh_schedule` (with `ip_vs_sh_get` / `ip_vs_sh_get_fallback`).
     #[inline]
     pub(crate) fn schedule<D: DestView>(&self, dests: &[D], input: &SchedInput) -> Option<usize> {
         let fold = addr_fold(&input.saddr);
-        let port = if self.port && matches!(input.proto, Proto::TCP | Proto::UDP | Proto::SCTP) {
-            input.sport
-        } else {
-            0
-        };
+        let port = hash_port(self.port, input);
         let ihash = self.hashkey(fold, port, 0);
-        match self.at(dests, ihash) {
+        match slot_dest(&self.buckets, &self.ids, dests, ihash) {
             Ok(Some(i)) => return Some(i),
             Ok(None) if self.fallback => {}
             _ => return None,
@@ -110,7 +90,12 @@ impl Sh {
         let size = 1usize << self.bits;
         for offset in 0..size {
             let roffset = ((offset + ihash) % size) as u32;
-            match self.at(dests, self.hashkey(fold, port, roffset)) {
+            match slot_dest(
+                &self.buckets,
+                &self.ids,
+                dests,
+                self.hashkey(fold, port, roffset),
+            ) {
                 Ok(Some(i)) => return Some(i),
                 Ok(None) => {}
                 Err(()) => return None,
@@ -124,7 +109,7 @@ impl Sh {
 mod tests {
     use super::*;
     use crate::TestDest;
-    use rvs_types::{Addr, Instant};
+    use rvs_types::{Addr, Instant, Proto};
 
     fn input(saddr: Addr, sport: u16, proto: Proto) -> SchedInput {
         SchedInput {
