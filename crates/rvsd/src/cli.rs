@@ -43,6 +43,11 @@ pub struct Args {
     /// Serve Prometheus metrics on this address (opt-in), e.g. 127.0.0.1:9469.
     #[arg(long)]
     metrics: Option<String>,
+    /// How the XDP steering program is attached: `generic` (skb mode, any
+    /// interface; the default) or `native` (driver mode, for NICs whose
+    /// driver has XDP). Overrides `[daemon] xdp_mode`.
+    #[arg(long, value_parser = ["generic", "native"])]
+    xdp_mode: Option<String>,
     /// Check the configuration and exit: 0 when it would run, 1 with the errors otherwise.
     #[arg(long)]
     check: bool,
@@ -83,7 +88,7 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> i32 {
 /// What the configuration file holds.
 enum Source {
     None,
-    Toml(config::Config),
+    Toml(Box<config::Config>),
     Keepalived(Box<crate::keepalived::Loaded>),
 }
 
@@ -122,7 +127,7 @@ fn read_config(args: &Args) -> Option<Source> {
         }
     } else {
         match config::load(p) {
-            Ok(c) => Some(Source::Toml(c)),
+            Ok(c) => Some(Source::Toml(Box::new(c))),
             Err(e) => {
                 eprintln!("{e}");
                 None
@@ -176,7 +181,16 @@ fn run(args: Args) -> anyhow::Result<i32> {
         // The steering programs first, then one worker per receive queue,
         // each binding its own queue's sockets on its own thread (worker 0
         // also the fwmark path's).
-        let shared = crate::dataplane::Shared::open(&interfaces).map_err(|e| anyhow::anyhow!(e))?;
+        let mode = match args.xdp_mode.as_deref() {
+            Some("native") => crate::config::XdpMode::Native,
+            Some(_) => crate::config::XdpMode::Generic,
+            None => cfg
+                .as_ref()
+                .and_then(|c| c.daemon.xdp_mode)
+                .unwrap_or_default(),
+        };
+        let shared =
+            crate::dataplane::Shared::open(&interfaces, mode).map_err(|e| anyhow::anyhow!(e))?;
         let n = shared.workers();
         // Several workers count real servers' connections together, so
         // thresholds hold over all of them (rvs_engine::load). The control
@@ -196,7 +210,7 @@ fn run(args: Args) -> anyhow::Result<i32> {
                     .with_context(|| format!("starting worker {w}"))?,
             );
         }
-        tracing::info!(?interfaces, workers = n, "serving (XDP steering + AF_XDP)");
+        tracing::info!(?interfaces, workers = n, xdp_mode = ?mode, "serving (XDP steering + AF_XDP)");
     }
     let mut control = Control::new(director.clone(), workers);
     if let Some(c) = &cfg {

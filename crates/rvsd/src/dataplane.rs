@@ -55,9 +55,10 @@ struct SharedIface {
 
 impl Shared {
     /// Reads each interface's receive queue count and attaches the steering
-    /// program to it (generic XDP mode); the workers then bind their
+    /// program to it (in `mode`: generic or native); the workers then bind their
     /// sockets and register them at their queue's XSKMAP index.
-    pub fn open(ifnames: &[String]) -> Result<Arc<Self>, String> {
+    pub fn open(ifnames: &[String], mode: crate::config::XdpMode) -> Result<Arc<Self>, String> {
+        let generic = mode == crate::config::XdpMode::Generic;
         let mut ifaces = Vec::new();
         let mut steers = Vec::new();
         for name in ifnames {
@@ -75,9 +76,15 @@ impl Shared {
                 return Err(format!("{name}: no such interface"));
             }
             let mut steer = Steering::load().map_err(|e| format!("{name}: {e}"))?;
-            steer
-                .attach(name, true)
-                .map_err(|e| format!("{name}: attaching XDP: {e}"))?;
+            steer.attach(name, generic).map_err(|e| {
+                if generic {
+                    format!("{name}: attaching XDP: {e}")
+                } else {
+                    format!(
+                        "{name}: attaching XDP in native mode: {e} (does its driver have XDP? --xdp-mode generic works on any interface)"
+                    )
+                }
+            })?;
             steers.push(steer);
             ifaces.push(SharedIface {
                 name: name.clone(),

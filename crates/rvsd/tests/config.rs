@@ -94,6 +94,18 @@ fn syntax_and_unknown_keys() {
 }
 
 #[test]
+fn xdp_mode() {
+    use rvsd::config::XdpMode;
+    assert_eq!(parse("t.toml", "").unwrap().daemon.xdp_mode, None);
+    for (w, m) in [("generic", XdpMode::Generic), ("native", XdpMode::Native)] {
+        let c = parse("t.toml", &format!("[daemon]\nxdp_mode = \"{w}\"\n")).unwrap();
+        assert_eq!(c.daemon.xdp_mode, Some(m));
+    }
+    let e = err("[daemon]\nxdp_mode = \"fast\"\n");
+    assert!(e.starts_with("t.toml:2: ") && e.contains("fast"), "{e}");
+}
+
+#[test]
 fn conn_reuse_mode_as_the_sysctl() {
     let c = parse("t.toml", "").unwrap();
     assert!(!c.director.reuse_fin_wait);
