@@ -454,8 +454,14 @@ impl Port for XdpPort {
                     let owner =
                         handoff::frame_owner(fb.data(), classes, marked, n_workers).unwrap_or(me);
                     if owner != me {
+                        // One copy, with the owner's headroom in front, so
+                        // the owner runs it in place.
+                        let data = fb.data();
+                        let mut frame = Vec::with_capacity(HANDOFF_HEADROOM + data.len());
+                        frame.resize(HANDOFF_HEADROOM, 0);
+                        frame.extend_from_slice(data);
                         let h = Handoff::Rx {
-                            frame: fb.data().to_vec(),
+                            frame,
                             iface: rx_iface,
                             fwmark,
                         };
@@ -484,14 +490,12 @@ impl Port for XdpPort {
                 total += 1;
                 match h {
                     Handoff::Rx {
-                        frame,
+                        mut frame,
                         iface,
                         fwmark,
                     } => {
-                        let mut buf = vec![0u8; HANDOFF_HEADROOM + frame.len()];
-                        buf[HANDOFF_HEADROOM..].copy_from_slice(&frame);
-                        let Ok(mut fb) = FrameBuf::new(&mut buf, HANDOFF_HEADROOM, frame.len())
-                        else {
+                        let len = frame.len().saturating_sub(HANDOFF_HEADROOM);
+                        let Ok(mut fb) = FrameBuf::new(&mut frame, HANDOFF_HEADROOM, len) else {
                             continue;
                         };
                         let Self {

@@ -21,7 +21,8 @@ pub const RING: usize = 4096;
 pub enum Handoff {
     /// A received frame for its owner's director.
     Rx {
-        /// The frame as received.
+        /// The frame as received, after `dataplane`'s headroom (room for
+        /// encapsulation headers, so the owner rewrites it in place).
         frame: Vec<u8>,
         /// Index of the interface it arrived on (the worker's interface
         /// list, the same in every worker; [`MARK_IFACE`]: the fwmark path).
