@@ -251,21 +251,14 @@ fn removed_server_keeps_flowing_by_default_for_tcp() {
 #[test]
 fn removed_server_with_expire_nodest_conn_on_drops_and_expires() {
     let vip = v4("192.0.2.10");
-    let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
     let key = tcp_svc(vip, 80);
-    let mut d = Director::new(
-        DirectorConfig {
-            nodest: Some(NoDest::Expire),
-            ..DirectorConfig::default()
-        },
-        Instant::ZERO,
+    let (mut d, rips) = two_servers(
+        nodest_cfg(Some(NoDest::Expire)),
+        key,
+        80,
+        Forward::Masq,
+        None,
     );
-    let mut s = ServiceConfig::new(key);
-    s.sched = SchedKind::Rr;
-    d.add_service(s).unwrap();
-    for r in rips {
-        d.add_dest(&key, dest(r, 80, 1, Forward::Masq)).unwrap();
-    }
     let cip = v4("198.51.100.7");
     let first = next_hop(&run(&mut d, t(1), &tcp(cip, 40000, vip, 80, SYN, b"")).0);
     let other = if first == rips[0] { rips[1] } else { rips[0] };

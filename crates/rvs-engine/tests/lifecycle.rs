@@ -62,22 +62,14 @@ fn one_removed_server(
     service: Option<NoDest>,
 ) -> (Director, Addr, Addr) {
     let vip = v4("192.0.2.10");
-    let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
     let key = tcp_svc(vip, 80);
-    let mut d = Director::new(
-        DirectorConfig {
-            nodest: director_default,
-            ..DirectorConfig::default()
-        },
-        Instant::ZERO,
+    let (mut d, _) = two_servers(
+        nodest_cfg(director_default),
+        key,
+        80,
+        Forward::Masq,
+        service,
     );
-    let mut s = ServiceConfig::new(key);
-    s.sched = SchedKind::Rr;
-    s.nodest = service;
-    d.add_service(s).unwrap();
-    for r in rips {
-        d.add_dest(&key, dest(r, 80, 1, Forward::Masq)).unwrap();
-    }
     let cip = v4("198.51.100.7");
     let first = next_hop(&run(&mut d, t(1), &tcp(cip, 40000, vip, 80, SYN, b"")).0);
     d.del_dest(&key, &first, 80).unwrap();
@@ -470,21 +462,12 @@ fn gue_tunnel_with_checksum_and_its_own_port() {
 fn syn_on_dr_fin_wait_is_rescheduled_only_with_reuse_fin_wait() {
     for reuse in [false, true] {
         let vip = v4("192.0.2.10");
-        let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
         let key = tcp_svc(vip, 80);
-        let mut d = Director::new(
-            DirectorConfig {
-                reuse_fin_wait: reuse,
-                ..DirectorConfig::default()
-            },
-            Instant::ZERO,
-        );
-        let mut s = ServiceConfig::new(key);
-        s.sched = SchedKind::Rr;
-        d.add_service(s).unwrap();
-        for r in rips {
-            d.add_dest(&key, dest(r, 80, 1, Forward::Route)).unwrap();
-        }
+        let cfg = DirectorConfig {
+            reuse_fin_wait: reuse,
+            ..DirectorConfig::default()
+        };
+        let (mut d, rips) = two_servers(cfg, key, 80, Forward::Route, None);
         let c = |f| tcp(v4("198.51.100.7"), 40000, vip, 80, f, b"");
         assert_eq!(next_hop(&run(&mut d, t(1), &c(SYN)).0), rips[1]);
         run(&mut d, t(1), &c(ACK));
@@ -506,21 +489,14 @@ fn syn_on_dr_fin_wait_is_rescheduled_only_with_reuse_fin_wait() {
 #[test]
 fn udp_of_a_removed_server_is_rescheduled_at_once_with_expire_nodest_conn() {
     let vip = v4("192.0.2.10");
-    let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
     let key = udp_svc(vip, 53);
-    let mut d = Director::new(
-        DirectorConfig {
-            nodest: Some(NoDest::Expire),
-            ..DirectorConfig::default()
-        },
-        Instant::ZERO,
+    let (mut d, rips) = two_servers(
+        nodest_cfg(Some(NoDest::Expire)),
+        key,
+        53,
+        Forward::Masq,
+        None,
     );
-    let mut s = ServiceConfig::new(key);
-    s.sched = SchedKind::Rr;
-    d.add_service(s).unwrap();
-    for r in rips {
-        d.add_dest(&key, dest(r, 53, 1, Forward::Masq)).unwrap();
-    }
     let cip = v4("198.51.100.7");
     let q = udp(cip, 5353, vip, 53, b"q");
     let first = next_hop(&run(&mut d, t(1), &q).0);
@@ -544,21 +520,8 @@ fn syn_on_a_quiescent_servers_entry_is_rescheduled_with_expire_nodest_conn() {
     for policy in [NoDest::Keep, NoDest::Drop, NoDest::Expire] {
         let on = policy == NoDest::Expire;
         let vip = v4("192.0.2.10");
-        let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
         let key = tcp_svc(vip, 80);
-        let mut d = Director::new(
-            DirectorConfig {
-                nodest: Some(policy),
-                ..DirectorConfig::default()
-            },
-            Instant::ZERO,
-        );
-        let mut s = ServiceConfig::new(key);
-        s.sched = SchedKind::Rr;
-        d.add_service(s).unwrap();
-        for r in rips {
-            d.add_dest(&key, dest(r, 80, 1, Forward::Route)).unwrap();
-        }
+        let (mut d, rips) = two_servers(nodest_cfg(Some(policy)), key, 80, Forward::Route, None);
         let c = |f| tcp(v4("198.51.100.7"), 40000, vip, 80, f, b"");
         assert_eq!(next_hop(&run(&mut d, t(1), &c(SYN)).0), rips[1]);
         run(&mut d, t(1), &c(ACK));

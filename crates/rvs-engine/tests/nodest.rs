@@ -20,22 +20,7 @@ fn setup(
     director: Option<NoDest>,
     service: Option<NoDest>,
 ) -> (Director, [Addr; 2]) {
-    let rips = [v4("10.20.0.11"), v4("10.20.0.12")];
-    let mut d = Director::new(
-        DirectorConfig {
-            nodest: director,
-            ..DirectorConfig::default()
-        },
-        Instant::ZERO,
-    );
-    let mut s = ServiceConfig::new(key);
-    s.sched = SchedKind::Rr;
-    s.nodest = service;
-    d.add_service(s).unwrap();
-    for r in rips {
-        d.add_dest(&key, dest(r, port, 1, Forward::Masq)).unwrap();
-    }
-    (d, rips)
+    two_servers(nodest_cfg(director), key, port, Forward::Masq, service)
 }
 
 const VIP: &str = "192.0.2.10";

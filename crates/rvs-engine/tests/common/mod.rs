@@ -145,6 +145,42 @@ pub(crate) fn director_cfg(
     d
 }
 
+/// The real servers of the two-server scenarios.
+pub(crate) fn two_rips() -> [Addr; 2] {
+    [v4("10.20.0.11"), v4("10.20.0.12")]
+}
+
+/// An rr service `key` on the two real servers of [`two_rips`] (added in
+/// that order, so the second is first in the kernel's list), on `port`
+/// with `fwd`, the service's own removed-server policy `nodest`, and the
+/// director-wide settings `cfg`.
+pub(crate) fn two_servers(
+    cfg: DirectorConfig,
+    key: ServiceKey,
+    port: u16,
+    fwd: Forward,
+    nodest: Option<NoDest>,
+) -> (Director, [Addr; 2]) {
+    let rips = two_rips();
+    let mut d = Director::new(cfg, Instant::ZERO);
+    let mut s = ServiceConfig::new(key);
+    s.sched = SchedKind::Rr;
+    s.nodest = nodest;
+    d.add_service(s).unwrap();
+    for r in rips {
+        d.add_dest(&key, dest(r, port, 1, fwd)).unwrap();
+    }
+    (d, rips)
+}
+
+/// Director-wide settings with removed-server policy `nodest`.
+pub(crate) fn nodest_cfg(nodest: Option<NoDest>) -> DirectorConfig {
+    DirectorConfig {
+        nodest,
+        ..DirectorConfig::default()
+    }
+}
+
 /// (addr, activeconns, inactconns, persistconns) per real server.
 pub(crate) fn counts(d: &Director) -> Vec<(Addr, u32, u32, u32)> {
     d.services()[0]
