@@ -208,6 +208,12 @@ fn enter(seen: &Seen) {
 /// count drops before the response is closed, so it never exceeds the
 /// client's own count of requests in flight.
 pub async fn http_server(router: Router) -> (SocketAddr, Arc<Seen>) {
+    spawn_http(router, true).await
+}
+
+/// The accept loop of both HTTP servers: each connection on a task of its
+/// own, counted (`serve_counted`) or not (`serve_one`).
+async fn spawn_http(router: Router, counted: bool) -> (SocketAddr, Arc<Seen>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
@@ -220,8 +226,12 @@ pub async fn http_server(router: Router) -> (SocketAddr, Arc<Seen>) {
             let seen = s2.clone();
             let router = router.clone();
             tokio::spawn(async move {
-                enter(&seen);
-                serve_counted(sock, &seen, &router).await;
+                if counted {
+                    enter(&seen);
+                    serve_counted(sock, &seen, &router).await;
+                } else {
+                    serve_one(sock, &seen, &router).await;
+                }
             });
         }
     });
@@ -256,21 +266,7 @@ async fn serve_counted(mut s: TcpStream, seen: &Seen, router: &Router) {
 /// An HTTP server with the full reply options (chunked, silent), not
 /// counting connections.
 pub async fn http_server_full(router: Router) -> (SocketAddr, Arc<Seen>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let seen = Arc::new(Seen::default());
-    let s2 = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = l.accept().await else {
-                return;
-            };
-            let seen = s2.clone();
-            let router = router.clone();
-            tokio::spawn(async move { serve_one(sock, &seen, &router).await });
-        }
-    });
-    (addr, seen)
+    spawn_http(router, false).await
 }
 
 /// A TLS server (self-signed certificate for `rvs.test`) answering HTTP by
