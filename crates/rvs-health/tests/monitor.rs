@@ -430,16 +430,7 @@ async fn removing_a_running_misc_check_kills_its_program() {
         .unwrap();
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     mon.set(vec![]);
-    let gone = eventually(Duration::from_secs(3), || {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            Ok(stat) => stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        }
-    })
-    .await;
+    let gone = eventually(Duration::from_secs(3), || process_gone(pid)).await;
     assert!(gone, "the removed check's program {pid} still runs");
     mon.stop();
 }

@@ -684,16 +684,7 @@ async fn misc_past_timeout(tag: &str, script: &str) -> Duration {
         .parse()
         .unwrap();
     // the grandchild got the signal with its group; wait for it to be reaped
-    let gone = eventually(Duration::from_secs(3), || {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            Ok(stat) => stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        }
-    })
-    .await;
+    let gone = eventually(Duration::from_secs(3), || process_gone(pid)).await;
     assert!(gone, "{tag}: process {pid} still running after the timeout");
     let _ = std::fs::remove_dir_all(&dir);
     took
