@@ -145,10 +145,17 @@ pub fn client_of(info: &PacketInfo, c: &Classes, marked: bool) -> Option<Addr> {
             None
         };
     }
-    if marked || c.vips.contains(&info.dst) {
-        Some(info.src)
-    } else if c.reals.contains(&info.src) {
-        Some(info.dst)
+    ends_client(info.src, info.dst, c, marked)
+}
+
+/// The client end of a frame that is not an ICMP error: the source of a
+/// frame to a VIP (or on the fwmark path), the destination of one from a
+/// NAT real server.
+fn ends_client(src: Addr, dst: Addr, c: &Classes, marked: bool) -> Option<Addr> {
+    if marked || c.vips.contains(&dst) {
+        Some(src)
+    } else if c.reals.contains(&src) {
+        Some(dst)
     } else {
         None
     }
@@ -193,10 +200,16 @@ pub fn frame_owner(frame: &[u8], c: &Classes, marked: bool, n: usize) -> Option<
     if n <= 1 {
         return Some(0);
     }
-    match rvs_wire::parse_frame(frame) {
-        Ok(Parsed::Ip(info)) => client_of(&info, c, marked).map(|a| owner_of(a, c, n)),
-        _ => None,
-    }
+    // The established fast path's compact parse first (IPv4 TCP/UDP, the
+    // bulk of the traffic, and never an ICMP error), the full one otherwise.
+    let client = match rvs_wire::parse_flow_v4(frame) {
+        Some(f) => ends_client(Addr::v4(f.src), Addr::v4(f.dst), c, marked),
+        None => match rvs_wire::parse_frame(frame) {
+            Ok(Parsed::Ip(info)) => client_of(&info, c, marked),
+            _ => None,
+        },
+    };
+    client.map(|a| owner_of(a, c, n))
 }
 
 #[cfg(test)]
