@@ -720,7 +720,8 @@ impl Topology {
     }
 
     /// [`Self::http`] to `http://{host}:{port}/` (IPv4 host) with the
-    /// client's source ports set: connection `i` from port `first_sport + i`.
+    /// client's source set: address `src` (`""`: the kernel's choice) and,
+    /// for connection `i`, port `first_sport + i`.
     /// The kernel's own choice of ephemeral port may reuse the port of an
     /// earlier connection whose director entry is still in FIN_WAIT (DR
     /// sees only the client's half: two minutes); such a SYN joins the old
@@ -728,13 +729,20 @@ impl Topology {
     /// (conn_reuse_mode bit 2 off), which is right but makes counts of a
     /// scheduler's decisions inexact. Distinct ports below the ephemeral
     /// range keep every connection a new one.
-    pub fn http_from(&self, host: &str, port: u16, n: usize, first_sport: u16) -> Vec<String> {
+    pub fn http_from(
+        &self,
+        src: &str,
+        host: &str,
+        port: u16,
+        n: usize,
+        first_sport: u16,
+    ) -> Vec<String> {
         assert!(
             usize::from(first_sport) + n <= 32768,
             "source ports run into the ephemeral range"
         );
         let script = format!(
-            "import http.client,sys\nfor i in range({n}):\n    try:\n        c = http.client.HTTPConnection('{host}', {port}, timeout=3, source_address=('', {first_sport} + i))\n        c.request('GET', '/')\n        print(c.getresponse().read().decode().strip())\n        c.close()\n    except Exception as e:\n        print('ERR', type(e).__name__)\n    sys.stdout.flush()\n"
+            "import http.client,sys\nfor i in range({n}):\n    try:\n        c = http.client.HTTPConnection('{host}', {port}, timeout=3, source_address=('{src}', {first_sport} + i))\n        c.request('GET', '/')\n        print(c.getresponse().read().decode().strip())\n        c.close()\n    except Exception as e:\n        print('ERR', type(e).__name__)\n    sys.stdout.flush()\n"
         );
         match self.lab.exec("c", &["python3", "-c", &script]) {
             Ok(out) => out.lines().map(str::to_string).collect(),

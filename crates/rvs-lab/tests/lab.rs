@@ -68,7 +68,7 @@ fn nat_dr_tun_real_traffic() {
         // Distinct client ports: with the kernel's ephemeral choice a port
         // can come back while its DR entry is in FIN_WAIT, and that SYN
         // joins the old entry unscheduled, as in IPVS (`http_from`).
-        let d = distribution(&t.http_from(VIP_DR, 80, 1200, 10000));
+        let d = distribution(&t.http_from("", VIP_DR, 80, 1200, 10000));
         assert_eq!(
             (d.get("rs1"), d.get("rs2"), d.get("rs3")),
             (Some(&200), Some(&400), Some(&600)),

@@ -142,18 +142,6 @@ const NETS: u8 = 8;
 /// Connections from each of them, per service.
 const PER_NET: usize = 6;
 
-/// `n` HTTP GETs from `src` to `vip:port`, connection `i` from source port
-/// `sport + i` (distinct ports: no entry of an earlier connection reused).
-fn http_from(t: &Topology, src: &str, vip: &str, port: u16, n: usize, sport: u16) -> Vec<String> {
-    let script = format!(
-        "import http.client\nfor i in range({n}):\n    try:\n        c = http.client.HTTPConnection('{vip}', {port}, timeout=3, source_address=('{src}', {sport} + i))\n        c.request('GET', '/')\n        print(c.getresponse().read().decode().strip())\n        c.close()\n    except Exception as e:\n        print('ERR', type(e).__name__)\n"
-    );
-    match t.lab.exec("c", &["python3", "-c", &script]) {
-        Ok(out) => out.lines().map(str::to_string).collect(),
-        Err(e) => vec![format!("ERR {e}")],
-    }
-}
-
 /// TCP connections held open from the client (`per` from each source in
 /// `srcs`, source ports from `sport`), until dropped.
 struct Held(std::process::Child);
@@ -231,7 +219,7 @@ fn many_client_networks(t: &Topology) {
 
     let before = workers(t);
     for (k, a) in nets.iter().enumerate() {
-        let got = http_from(t, a, VIP_NAT, 80, PER_NET, 20000 + 100 * k as u16);
+        let got = t.http_from(a, VIP_NAT, 80, PER_NET, 20000 + 100 * k as u16);
         assert!(
             got.len() == PER_NET && got.iter().all(|b| b.starts_with("rs")),
             "from {a}: {got:?}"
@@ -306,14 +294,7 @@ fn many_client_networks(t: &Topology) {
     t.ipvsadm(&lines).unwrap();
     let mut all = Vec::new();
     for (k, a) in nets.iter().enumerate() {
-        all.extend(http_from(
-            t,
-            a,
-            VIP_NAT,
-            82,
-            PER_NET,
-            21000 + 100 * k as u16,
-        ));
+        all.extend(t.http_from(a, VIP_NAT, 82, PER_NET, 21000 + 100 * k as u16));
     }
     let d = distribution(&all);
     assert_eq!(d.len(), 1, "-M 255.255.0.0 across workers: {d:?}");
