@@ -184,8 +184,8 @@ pub struct XdpPort {
     /// program drops them; counted).
     pub untagged: u64,
     nh: NextHops,
-    /// Frames to send: (interface index or `MARK_IFACE`, frame).
-    out: Vec<(usize, Vec<u8>)>,
+    /// Frames to send, and spare buffers.
+    out: Outbox,
     /// Frames handled.
     pub handled: u64,
     /// Frames the engine passed to the host (cannot happen for steered
@@ -271,7 +271,7 @@ impl XdpPort {
             classes: Classes::default(),
             untagged: 0,
             nh: NextHops::open().map_err(|e| format!("netlink: {e}"))?,
-            out: Vec::new(),
+            out: Outbox::default(),
             handled: 0,
             passed: 0,
             idle_rounds: 0,
@@ -291,7 +291,7 @@ impl XdpPort {
         nh.poll(now, |hop, mut frame| {
             if let Some(k) = ifaces.iter().position(|f| f.ifindex == hop.ifindex) {
                 let _ = rvs_wire::set_macs(&mut frame, hop.mac, ifaces[k].mac);
-                out.push((k, frame));
+                out.frames.push((k, frame));
             }
         });
     }
@@ -308,7 +308,8 @@ impl XdpPort {
             ho,
             ..
         } = self;
-        for (k, mut frame) in out.drain(..) {
+        let mut frames = std::mem::take(&mut out.frames);
+        for (k, mut frame) in frames.drain(..) {
             let (sock, to) = if k == MARK_IFACE {
                 match mark {
                     Some(m) => {
@@ -327,6 +328,7 @@ impl XdpPort {
             };
             if let Some(s) = sock {
                 socks[s].port.send(&frame);
+                out.recycle(frame);
             } else {
                 let pushed = links
                     .to
@@ -338,6 +340,37 @@ impl XdpPort {
                 }
             }
             // Otherwise the fwmark path is not open: nothing can send it.
+        }
+        // Keep the emptied list's room for the next round.
+        out.frames = frames;
+    }
+}
+
+/// Frames waiting to be sent (interface index or `MARK_IFACE`, frame),
+/// and the buffers of frames already sent, reused so that a forwarded
+/// frame costs a copy but no allocation.
+#[derive(Default)]
+struct Outbox {
+    frames: Vec<(usize, Vec<u8>)>,
+    spare: Vec<Vec<u8>>,
+}
+
+/// Sent frames' buffers kept for reuse at most.
+const SPARE_BUFFERS: usize = 256;
+
+impl Outbox {
+    /// Queues a copy of `data` to leave by interface `k`.
+    fn push_copy(&mut self, k: usize, data: &[u8]) {
+        let mut v = self.spare.pop().unwrap_or_default();
+        v.clear();
+        v.extend_from_slice(data);
+        self.frames.push((k, v));
+    }
+
+    /// Keeps a sent frame's buffer for [`Self::push_copy`].
+    fn recycle(&mut self, frame: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(frame);
         }
     }
 }
@@ -366,7 +399,7 @@ fn run_frame(
     d: &mut Director,
     nh: &mut NextHops,
     ifaces: &[Iface],
-    out: &mut Vec<(usize, Vec<u8>)>,
+    out: &mut Outbox,
     passed: &mut u64,
     now: Instant,
     fb: &mut FrameBuf<'_>,
@@ -394,10 +427,10 @@ fn run_frame(
                 return false;
             };
             let _ = rvs_wire::set_macs(fb.data_mut(), hop.mac, ifaces[k].mac);
-            out.push((k, fb.data().to_vec()));
+            out.push_copy(k, fb.data());
         }
         // Leaves by the interface it came in on.
-        Verdict::Reply => out.push((rx_iface, fb.data().to_vec())),
+        Verdict::Reply => out.push_copy(rx_iface, fb.data()),
         Verdict::Pass => *passed += 1,
         Verdict::Drop(_) => {}
     }
@@ -510,7 +543,7 @@ impl Port for XdpPort {
                             ho.no_next_hop += 1;
                         }
                     }
-                    Handoff::Tx { iface, frame } => self.out.push((iface, frame)),
+                    Handoff::Tx { iface, frame } => self.out.frames.push((iface, frame)),
                 }
             }
             self.dispatch();
